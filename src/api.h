@@ -1,0 +1,18 @@
+/* The route handlers, one file per resource: api_commands.c (writes),
+ * api_reads.c (REST reads), api_stream.c (Server-Sent Events). */
+#ifndef VARASTO_API_H
+#define VARASTO_API_H
+
+#include "http.h"
+
+void api_command(struct node *node, h2o_req_t *req, char **params);
+void api_changeset(struct node *node, h2o_req_t *req, char **params);
+
+void api_directory_get(struct node *node, h2o_req_t *req, char **params);
+void api_collection_get(struct node *node, h2o_req_t *req, char **params);
+void api_events_page(struct node *node, h2o_req_t *req, char **params);
+void api_health(struct node *node, h2o_req_t *req, char **params);
+
+void api_events_stream(struct node *node, h2o_req_t *req, char **params);
+
+#endif

@@ -1,0 +1,95 @@
+/* REST reads, served from this node's read model. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "node.h"
+#include "util.h"
+
+#define EVENTS_DEFAULT_LIMIT 100
+#define EVENTS_MAX_LIMIT 10000
+
+static void reply_doc(struct node *node, h2o_req_t *req, cJSON *doc)
+{
+    char *text = cJSON_PrintUnformatted(doc);
+    cJSON_Delete(doc);
+    if (text == NULL) {
+        http_reply_error(node, req, ERR_INTERNAL, "out of memory");
+        return;
+    }
+    http_reply_json(node, req, 200, text, strlen(text));
+    free(text);
+}
+
+void api_directory_get(struct node *node, h2o_req_t *req, char **params)
+{
+    cJSON *view = store_directory_view(&node->store, params[0]);
+    if (view == NULL) {
+        http_reply_error(node, req, ERR_NOT_FOUND, "directory '%s' not found", params[0]);
+        return;
+    }
+    reply_doc(node, req, view);
+}
+
+void api_collection_get(struct node *node, h2o_req_t *req, char **params)
+{
+    cJSON *c = store_collection_json(&node->store, params[0]);
+    if (c == NULL) {
+        http_reply_error(node, req, ERR_NOT_FOUND, "collection '%s' not found", params[0]);
+        return;
+    }
+    reply_doc(node, req, c);
+}
+
+void api_events_page(struct node *node, h2o_req_t *req, char **params)
+{
+    unsigned long long after = 0, limit = EVENTS_DEFAULT_LIMIT;
+    struct type_filter filter = {0};
+    char types[TYPE_FILTER_MAX * 64];
+    struct buf out;
+    int rv;
+
+    (void)params;
+    if (http_u64_param(req, "after", NULL, &after) < 0) {
+        http_reply_error(node, req, ERR_BAD_REQUEST, "after must be a non-negative integer");
+        return;
+    }
+    rv = http_u64_param(req, "limit", NULL, &limit);
+    if (rv < 0 || limit < 1 || limit > EVENTS_MAX_LIMIT) {
+        http_reply_error(node, req, ERR_BAD_REQUEST, "limit must be an integer in 1..%d",
+                         EVENTS_MAX_LIMIT);
+        return;
+    }
+    rv = http_query(req, "types", types, sizeof types);
+    if (rv < 0 || (rv == 1 && type_filter_parse(&filter, types) != 0)) {
+        http_reply_error(node, req, ERR_BAD_REQUEST, "types must be at most %d prefixes",
+                         TYPE_FILTER_MAX);
+        return;
+    }
+    buf_init(&out);
+    store_events_page(&node->store, after, (unsigned)limit, &filter, &out);
+    http_reply_json(node, req, 200, out.data, out.len);
+    buf_free(&out);
+}
+
+void api_health(struct node *node, h2o_req_t *req, char **params)
+{
+    uint64_t leader = cluster_leader_id(&node->cluster);
+    struct buf out;
+
+    (void)params;
+    buf_init(&out);
+    buf_appendf(&out, "{\"Status\":\"%s\",\"Role\":\"%s\",\"Leader\":",
+                leader != 0 ? "ok" : "unavailable", cluster_role(&node->cluster));
+    if (leader != 0) {
+        buf_appendf(&out, "%llu", (unsigned long long)leader);
+    } else {
+        buf_appendf(&out, "null");
+    }
+    buf_appendf(&out, ",\"AppliedSeq\":%llu}", (unsigned long long)node->fsm.last_seq);
+    if (leader == 0) {
+        http_add_header(req, "retry-after", "1");
+    }
+    http_reply_json(node, req, leader != 0 ? 200 : 503, out.data, out.len);
+    buf_free(&out);
+}

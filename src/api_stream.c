@@ -1,0 +1,173 @@
+/* GET /api_v2/events/stream: Server-Sent Events from the push hub.
+ *
+ * Each stream holds at most one batch (PUSH_BATCH_BYTES) in flight and pulls
+ * the next only when h2o says the last one was written (proceed), so a
+ * client that stops reading costs one batch of memory and nothing else. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "log.h"
+#include "node.h"
+
+struct sse_stream {
+    h2o_generator_t generator; /* first: h2o hands it back to us */
+    struct req_ref ref;
+    struct node *node;
+    struct push_sub sub;
+    struct buf out;            /* the batch h2o is writing */
+    uv_timer_t heartbeat;
+    int sending;
+    int closed;
+};
+
+static void sse_frame(struct buf *out, uint64_t seq, const char *type, const char *json,
+                      size_t len)
+{
+    buf_appendf(out, "id: %llu\nevent: %s\ndata: ", (unsigned long long)seq, type);
+    buf_append(out, json, len);
+    buf_append(out, "\n\n", 2);
+}
+
+static void sse_free(uv_handle_t *h)
+{
+    struct sse_stream *s = h->data;
+    buf_free(&s->out);
+    free(s);
+}
+
+/* Tear down once: the request is gone or h2o stopped the response. */
+static void sse_close(struct sse_stream *s)
+{
+    if (s->closed) {
+        return;
+    }
+    s->closed = 1;
+    req_ref_detach(&s->ref);
+    push_unsubscribe(&s->sub);
+    uv_timer_stop(&s->heartbeat);
+    uv_close((uv_handle_t *)&s->heartbeat, sse_free);
+}
+
+static void sse_send(struct sse_stream *s)
+{
+    h2o_iovec_t iov = h2o_iovec_init(s->out.data, s->out.len);
+    s->sending = 1;
+    h2o_send(s->ref.req, &iov, 1, H2O_SEND_STATE_IN_PROGRESS);
+}
+
+static void sse_pump(struct sse_stream *s)
+{
+    if (s->closed || s->sending || s->ref.req == NULL) {
+        return;
+    }
+    s->out.len = 0;
+    /* An empty pull with the subscriber not waiting means a filter skipped a
+     * whole batch: pull again (each pull advances the cursor). */
+    while (s->out.len == 0 && !s->sub.waiting) {
+        push_pull(&s->sub, &s->out);
+    }
+    if (s->out.len > 0) {
+        sse_send(s);
+    }
+}
+
+static void sse_proceed(h2o_generator_t *g, h2o_req_t *req)
+{
+    struct sse_stream *s = (struct sse_stream *)g;
+    (void)req;
+    s->sending = 0;
+    sse_pump(s);
+}
+
+static void sse_stop(h2o_generator_t *g, h2o_req_t *req)
+{
+    (void)req;
+    sse_close((struct sse_stream *)g);
+}
+
+static void sse_gone(struct req_ref *ref)
+{
+    sse_close((struct sse_stream *)((char *)ref - offsetof(struct sse_stream, ref)));
+}
+
+static void sse_wake(struct push_sub *sub)
+{
+    sse_pump(sub->data);
+}
+
+static void sse_heartbeat(uv_timer_t *t)
+{
+    struct sse_stream *s = t->data;
+    if (s->closed || s->sending || s->ref.req == NULL) {
+        return;
+    }
+    s->out.len = 0;
+    buf_append(&s->out, ": keepalive\n\n", 13);
+    sse_send(s);
+}
+
+void api_events_stream(struct node *node, h2o_req_t *req, char **params)
+{
+    unsigned long long after = 0;
+    char types[TYPE_FILTER_MAX * 64];
+    struct sse_stream *s;
+    int rv;
+
+    (void)params;
+    /* Last-Event-ID (a browser's reconnect) wins over ?after. */
+    rv = http_u64_param(req, NULL, "last-event-id", &after);
+    if (rv == 0) {
+        rv = http_u64_param(req, "after", NULL, &after);
+    }
+    if (rv < 0) {
+        http_reply_error(node, req, ERR_BAD_REQUEST,
+                         "after / Last-Event-ID must be a non-negative integer");
+        return;
+    }
+    s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        http_reply_error(node, req, ERR_INTERNAL, "out of memory");
+        return;
+    }
+    rv = http_query(req, "types", types, sizeof types);
+    if (rv < 0 || (rv == 1 && type_filter_parse(&s->sub.filter, types) != 0)) {
+        free(s);
+        http_reply_error(node, req, ERR_BAD_REQUEST, "types must be at most %d prefixes",
+                         TYPE_FILTER_MAX);
+        return;
+    }
+    s->node = node;
+    s->generator.proceed = sse_proceed;
+    s->generator.stop = sse_stop;
+    buf_init(&s->out);
+    s->sub.cursor = after;
+    s->sub.frame = sse_frame;
+    s->sub.wake = sse_wake;
+    s->sub.data = s;
+    req_ref_attach(&s->ref, req);
+    s->ref.on_gone = sse_gone;
+    uv_timer_init(&node->loop, &s->heartbeat);
+    s->heartbeat.data = s;
+    uv_timer_start(&s->heartbeat, sse_heartbeat, node->config.heartbeat_ms,
+                   node->config.heartbeat_ms);
+    push_subscribe(&node->push, &s->sub);
+
+    http_prepare(node, req, 200);
+    /* http_prepare set JSON; an event stream is text/event-stream. */
+    h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE,
+                   H2O_STRLIT("text/event-stream"), 1);
+    h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, H2O_STRLIT("no-cache"),
+                   1);
+    h2o_start_response(req, &s->generator);
+    /* Send the headers (and any backlog) at once so the client sees the
+     * stream open. */
+    s->out.len = 0;
+    while (s->out.len == 0 && !s->sub.waiting) {
+        push_pull(&s->sub, &s->out);
+    }
+    if (s->out.len == 0) {
+        buf_append(&s->out, ": open\n\n", 8);
+    }
+    sse_send(s);
+}

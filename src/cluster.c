@@ -1,0 +1,222 @@
+#include "cluster.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "log.h"
+
+#define WATCH_INTERVAL_MS 50
+
+static void barrier_cb(struct raft_barrier *req, int status)
+{
+    struct cluster *c = req->data;
+    c->barrier_pending = 0;
+    if (status != 0) {
+        log_debug("leadership barrier: %s", raft_strerror(status));
+    }
+}
+
+/* Raft 0.15 does not commit a no-op when it wins an election, so entries of
+ * earlier terms would wait for the next command; a barrier commits them. */
+static void watch_cb(uv_timer_t *t)
+{
+    struct cluster *c = t->data;
+    int leader = raft_state(&c->raft) == RAFT_LEADER;
+
+    if (leader && !c->was_leader) {
+        log_info("became leader (term %llu)", (unsigned long long)c->raft.current_term);
+        if (!c->barrier_pending) {
+            c->barrier.data = c;
+            if (raft_barrier(&c->raft, &c->barrier, barrier_cb) == 0) {
+                c->barrier_pending = 1;
+            }
+        }
+    } else if (!leader && c->was_leader) {
+        log_info("lost leadership");
+    }
+    c->was_leader = leader;
+}
+
+static int mkdir_p(const char *path)
+{
+    char tmp[CONFIG_PATH_MAX + 16];
+    char *p;
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (p = tmp + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(tmp, 0700) != 0 && errno != EEXIST) {
+                return -1;
+            }
+            *p = '/';
+        }
+    }
+    if (mkdir(tmp, 0700) != 0 && errno != EEXIST) {
+        return -1;
+    }
+    return 0;
+}
+
+int cluster_start(struct cluster *c, uv_loop_t *loop, const struct config *config,
+                  struct fsm *fsm, char *err, size_t err_size)
+{
+    struct raft_configuration conf;
+    unsigned i;
+    int rv;
+
+    memset(c, 0, sizeof *c);
+    c->loop = loop;
+    c->config = config;
+    c->fsm = fsm;
+    snprintf(c->raft_dir, sizeof c->raft_dir, "%s/raft", config->data_dir);
+    if (mkdir_p(c->raft_dir) != 0) {
+        snprintf(err, err_size, "cannot create %s: %s", c->raft_dir, strerror(errno));
+        return -1;
+    }
+    rv = raft_uv_tcp_init(&c->transport, loop);
+    if (rv != 0) {
+        snprintf(err, err_size, "raft transport: %s", raft_strerror(rv));
+        return -1;
+    }
+    rv = raft_uv_init(&c->io, loop, c->raft_dir, &c->transport);
+    if (rv != 0) {
+        snprintf(err, err_size, "raft storage in %s: %s", c->raft_dir, c->io.errmsg);
+        raft_uv_tcp_close(&c->transport);
+        return -1;
+    }
+    /* A corrupt segment must stop the node with a clear message rather than
+     * be renamed away with the entries in it. */
+    raft_uv_set_auto_recovery(&c->io, false);
+    rv = raft_init(&c->raft, &c->io, &fsm->raft_fsm, config->id, config->raft);
+    if (rv != 0) {
+        snprintf(err, err_size, "raft init: %s", raft_errmsg(&c->raft));
+        raft_uv_close(&c->io);
+        raft_uv_tcp_close(&c->transport);
+        return -1;
+    }
+    fsm->raft = &c->raft;
+    raft_set_election_timeout(&c->raft, 1000);
+    raft_set_heartbeat_timeout(&c->raft, 100);
+    raft_set_pre_vote(&c->raft, true);
+    raft_set_snapshot_threshold(&c->raft, config->snapshot_threshold);
+    raft_set_snapshot_trailing(&c->raft, config->snapshot_threshold / 2 < 1024
+                                             ? config->snapshot_threshold / 2
+                                             : 1024);
+
+    /* Bootstrap only a pristine directory; otherwise resume from it. */
+    raft_configuration_init(&conf);
+    if (config->n_members == 0) {
+        rv = raft_configuration_add(&conf, config->id, config->raft, RAFT_VOTER);
+    } else {
+        rv = 0;
+        for (i = 0; i < config->n_members && rv == 0; i++) {
+            rv = raft_configuration_add(&conf, config->members[i].id, config->members[i].raft,
+                                        RAFT_VOTER);
+        }
+    }
+    if (rv == 0 && config->join[0] == '\0') {
+        rv = raft_bootstrap(&c->raft, &conf);
+        if (rv == RAFT_CANTBOOTSTRAP) {
+            log_info("resuming from %s", c->raft_dir);
+            rv = 0;
+        } else if (rv == 0) {
+            log_info("bootstrapped a new cluster of %u node(s) in %s", conf.n, c->raft_dir);
+        }
+    }
+    raft_configuration_close(&conf);
+    if (rv != 0) {
+        snprintf(err, err_size, "raft bootstrap: %s", raft_errmsg(&c->raft));
+        goto err_raft;
+    }
+    rv = raft_start(&c->raft);
+    if (rv != 0) {
+        snprintf(err, err_size, "raft start: %s", raft_errmsg(&c->raft));
+        goto err_raft;
+    }
+    uv_timer_init(loop, &c->watch);
+    c->watch.data = c;
+    uv_timer_start(&c->watch, watch_cb, 0, WATCH_INTERVAL_MS);
+    return 0;
+
+err_raft:
+    /* raft_close is asynchronous; the caller exits after reporting. */
+    return -1;
+}
+
+int cluster_is_leader(struct cluster *c)
+{
+    return !c->closing && raft_state(&c->raft) == RAFT_LEADER;
+}
+
+uint64_t cluster_leader_id(struct cluster *c)
+{
+    raft_id id = 0;
+    const char *address = NULL;
+    if (c->closing) {
+        return 0;
+    }
+    raft_leader(&c->raft, &id, &address);
+    return id;
+}
+
+const char *cluster_role(struct cluster *c)
+{
+    switch (c->closing ? RAFT_UNAVAILABLE : raft_state(&c->raft)) {
+    case RAFT_LEADER:
+        return "leader";
+    case RAFT_FOLLOWER:
+        return "follower";
+    case RAFT_CANDIDATE:
+        return "candidate";
+    default:
+        return "unavailable";
+    }
+}
+
+int cluster_submit(struct cluster *c, struct raft_apply *req, struct raft_buffer *buf,
+                   raft_apply_cb cb)
+{
+    if (c->closing) {
+        return RAFT_SHUTDOWN;
+    }
+    return raft_apply(&c->raft, req, buf, 1, cb);
+}
+
+int cluster_barrier(struct cluster *c, struct raft_barrier *req, raft_barrier_cb cb)
+{
+    if (c->closing) {
+        return RAFT_SHUTDOWN;
+    }
+    return raft_barrier(&c->raft, req, cb);
+}
+
+static void transport_closed(struct cluster *c)
+{
+    if (c->close_cb != NULL) {
+        c->close_cb(c);
+    }
+}
+
+static void raft_closed(struct raft *r)
+{
+    struct cluster *c = (struct cluster *)((char *)r - offsetof(struct cluster, raft));
+    raft_uv_close(&c->io);
+    raft_uv_tcp_close(&c->transport);
+    transport_closed(c);
+}
+
+static void watch_closed(uv_handle_t *h)
+{
+    struct cluster *c = h->data;
+    raft_close(&c->raft, raft_closed);
+}
+
+void cluster_close(struct cluster *c, void (*cb)(struct cluster *c))
+{
+    c->closing = 1;
+    c->close_cb = cb;
+    uv_timer_stop(&c->watch);
+    uv_close((uv_handle_t *)&c->watch, watch_closed);
+}

@@ -1,0 +1,54 @@
+/* Raft setup and the write path into the log: bootstrap or resume, submit
+ * entries, and watch leadership. */
+#ifndef VARASTO_CLUSTER_H
+#define VARASTO_CLUSTER_H
+
+#include <raft.h>
+#include <raft/uv.h>
+#include <uv.h>
+
+#include "config.h"
+#include "fsm.h"
+
+struct cluster {
+    uv_loop_t *loop;
+    const struct config *config;
+    struct fsm *fsm;
+    struct raft raft;
+    struct raft_io io;
+    struct raft_uv_transport transport;
+    uv_timer_t watch;            /* leadership watch */
+    struct raft_barrier barrier; /* commits earlier terms' entries on election */
+    int barrier_pending;
+    int was_leader;
+    int closing;
+    void (*close_cb)(struct cluster *c);
+    char raft_dir[CONFIG_PATH_MAX + 16];
+};
+
+/* Set up raft over @fsm with data under config->data_dir/raft, bootstrap on a
+ * pristine directory, and start. Returns 0 or -1 with a message in @err. */
+int cluster_start(struct cluster *c, uv_loop_t *loop, const struct config *config,
+                  struct fsm *fsm, char *err, size_t err_size);
+
+/* Whether this node is the raft leader now. */
+int cluster_is_leader(struct cluster *c);
+
+/* The id of the known leader, or 0. */
+uint64_t cluster_leader_id(struct cluster *c);
+
+/* Role name of this node: "leader", "follower", "candidate", "unavailable". */
+const char *cluster_role(struct cluster *c);
+
+/* Append @buf (raft_malloc'ed; taken on success) as a command entry. @req
+ * must stay valid until @cb fires. Returns 0 or a RAFT_* error. */
+int cluster_submit(struct cluster *c, struct raft_apply *req, struct raft_buffer *buf,
+                   raft_apply_cb cb);
+
+/* Append a barrier; @cb fires once every earlier entry is applied. */
+int cluster_barrier(struct cluster *c, struct raft_barrier *req, raft_barrier_cb cb);
+
+/* Close raft and its I/O; @cb fires when memory may be released. */
+void cluster_close(struct cluster *c, void (*cb)(struct cluster *c));
+
+#endif

@@ -1,0 +1,33 @@
+/* The generic JSON <-> protobuf codec, driven by protobuf-c descriptors.
+ *
+ * JSON keys are the proto field names. Decoding rejects unknown and duplicate
+ * keys, wrong types, missing required fields, out-of-range integers and
+ * over-long strings, and names the offending field. Encoding writes every
+ * required and repeated field and every optional field that is set. */
+#ifndef VARASTO_CODEC_H
+#define VARASTO_CODEC_H
+
+#include <cjson/cJSON.h>
+#include <protobuf-c/protobuf-c.h>
+
+#define CODEC_DEFAULT_MAX_STRING 255
+#define CODEC_MAX_REPEATED 10000
+
+struct codec_error {
+    char message[320];
+};
+
+/* Decode the JSON object @json into a new message of type @desc, returned in
+ * @out (free with protobuf_c_message_free_unpacked(msg, NULL)).
+ * Returns 0, or -1 with a message naming the field in @err. */
+int codec_decode(const ProtobufCMessageDescriptor *desc, const cJSON *json,
+                 ProtobufCMessage **out, struct codec_error *err);
+
+/* Encode @msg as a new cJSON object (caller frees), or NULL when out of
+ * memory. */
+cJSON *codec_encode(const ProtobufCMessage *msg);
+
+/* The longest string accepted for a field of this name, in bytes. */
+size_t codec_max_string(const char *field_name);
+
+#endif

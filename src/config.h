@@ -1,0 +1,45 @@
+/* Node settings from the command line and an optional `key = value` file. */
+#ifndef VARASTO_CONFIG_H
+#define VARASTO_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_MAX_MEMBERS 16
+#define CONFIG_ADDR_MAX 128
+#define CONFIG_PATH_MAX 1024
+
+struct config_member {
+    uint64_t id;
+    char raft[CONFIG_ADDR_MAX];
+};
+
+struct config {
+    uint64_t id;
+    char data_dir[CONFIG_PATH_MAX];
+    char raft[CONFIG_ADDR_MAX];
+    char http[CONFIG_ADDR_MAX];
+    char join[CONFIG_PATH_MAX];
+    char token_file[CONFIG_PATH_MAX];
+    struct config_member members[CONFIG_MAX_MEMBERS];
+    unsigned n_members; /* 0: no --cluster given */
+    uint64_t retain_events;
+    unsigned snapshot_threshold;  /* raft entries between snapshots */
+    unsigned heartbeat_ms;        /* idle comment interval on event streams */
+    unsigned min_seq_timeout_ms;  /* default wait for ?min_seq */
+    unsigned command_timeout_ms;  /* how long a command may wait for commit */
+    int log_level;
+};
+
+/* Fill @c with the defaults of SPEC §1.1. */
+void config_defaults(struct config *c);
+
+/* Parse argv (and the --config file it names; flags win over the file).
+ * Returns 0, or -1 with a one-line message in @err. */
+int config_parse(struct config *c, int argc, char **argv, char *err, size_t err_size);
+
+/* Split "HOST:PORT" into @host (at least CONFIG_ADDR_MAX bytes) and @port.
+ * Returns 0 or -1. */
+int config_split_addr(const char *addr, char *host, int *port);
+
+#endif

@@ -1,0 +1,22 @@
+/* Raft log entry codec: the Entry envelope (proto/entry.proto) framed for
+ * raft_uv, whose entry buffers must be a multiple of 8 bytes long.
+ *
+ * Frame: [u32 magic LE][u32 payload length LE][protobuf Entry][zero padding]. */
+#ifndef VARASTO_ENTRY_H
+#define VARASTO_ENTRY_H
+
+#include <raft.h>
+
+#include "entry.pb-c.h"
+
+#define ENTRY_MAGIC 0x56415231u /* "VAR1" */
+
+/* Pack @e into a new raft_malloc'ed, 8-byte-aligned buffer in @out.
+ * Returns 0 or RAFT_NOMEM. On success the caller owns out->base. */
+int entry_encode(const Varasto__Entry *e, struct raft_buffer *out);
+
+/* Unpack a frame. Returns a new Entry (free with
+ * varasto__entry__free_unpacked(e, NULL)) or NULL if the frame is malformed. */
+Varasto__Entry *entry_decode(const struct raft_buffer *buf);
+
+#endif

@@ -1,0 +1,47 @@
+#include "errors.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+static const struct {
+    int status;
+    const char *code;
+} err_table[] = {
+    [ERR_OK] = {200, "ok"},
+    [ERR_BAD_REQUEST] = {400, "bad_request"},
+    [ERR_UNAUTHORIZED] = {401, "unauthorized"},
+    [ERR_NOT_FOUND] = {404, "not_found"},
+    [ERR_CONFLICT] = {409, "conflict"},
+    [ERR_GONE] = {410, "gone"},
+    [ERR_TOO_LARGE] = {413, "too_large"},
+    [ERR_IDEMPOTENCY_MISMATCH] = {422, "idempotency_mismatch"},
+    [ERR_UNAVAILABLE] = {503, "unavailable"},
+    [ERR_TIMEOUT] = {504, "timeout"},
+    [ERR_INTERNAL] = {500, "internal"},
+};
+
+int err_http_status(enum err_code code)
+{
+    if ((unsigned)code >= sizeof err_table / sizeof err_table[0]) {
+        return 500;
+    }
+    return err_table[code].status;
+}
+
+const char *err_code_string(enum err_code code)
+{
+    if ((unsigned)code >= sizeof err_table / sizeof err_table[0]) {
+        return "internal";
+    }
+    return err_table[code].code;
+}
+
+int err_set(struct err *e, enum err_code code, const char *fmt, ...)
+{
+    va_list ap;
+    e->code = code;
+    va_start(ap, fmt);
+    vsnprintf(e->message, sizeof e->message, fmt, ap);
+    va_end(ap);
+    return (int)code;
+}

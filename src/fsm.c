@@ -1,0 +1,311 @@
+#include "fsm.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "entry.h"
+#include "log.h"
+
+#define SNAPSHOT_MAGIC 0x5641525354534e50ull /* "VARSTSNP" */
+#define SNAPSHOT_HEADER 32
+#define IDEMPOTENCY_PRUNE_EVERY 1024
+
+static void put_u64(uint8_t *p, uint64_t v)
+{
+    int i;
+    for (i = 0; i < 8; i++) {
+        p[i] = (uint8_t)(v >> (8 * i));
+    }
+}
+
+static uint64_t get_u64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    int i;
+    for (i = 0; i < 8; i++) {
+        v |= (uint64_t)p[i] << (8 * i);
+    }
+    return v;
+}
+
+static void result_error(struct fsm_result *r, enum err_code code, const char *message)
+{
+    cJSON *o = cJSON_CreateObject();
+    char *text;
+    cJSON_AddStringToObject(o, "Error", message);
+    cJSON_AddStringToObject(o, "Code", err_code_string(code));
+    text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    r->status = err_http_status(code);
+    r->body.len = 0;
+    if (text != NULL) {
+        buf_append(&r->body, text, strlen(text));
+        free(text);
+    }
+}
+
+/* Replay or reject by the idempotency record; returns 1 if handled. */
+static int idempotency_lookup(struct fsm *f, const Varasto__Entry *e)
+{
+    sqlite3_stmt *s;
+    int handled = 0;
+
+    if (store_run(f->store, ST_IDEM_GET, "s", e->idempotencykey) != SQLITE_ROW) {
+        sqlite3_reset(f->store->stmts[ST_IDEM_GET]);
+        return 0;
+    }
+    s = f->store->stmts[ST_IDEM_GET];
+    if (e->has_requesthash && (size_t)sqlite3_column_bytes(s, 0) == e->requesthash.len &&
+        memcmp(sqlite3_column_blob(s, 0), e->requesthash.data, e->requesthash.len) == 0) {
+        f->result.status = sqlite3_column_int(s, 1);
+        f->result.replayed = 1;
+        f->result.body.len = 0;
+        buf_append(&f->result.body, sqlite3_column_text(s, 2), (size_t)sqlite3_column_bytes(s, 2));
+    } else {
+        result_error(&f->result, ERR_IDEMPOTENCY_MISMATCH,
+                     "Idempotency-Key was already used with a different command");
+    }
+    handled = 1;
+    sqlite3_reset(s);
+    return handled;
+}
+
+static void idempotency_store(struct fsm *f, const Varasto__Entry *e, uint64_t index)
+{
+    int rv = store_run(f->store, ST_IDEM_PUT, "sbiis", e->idempotencykey,
+                       e->has_requesthash ? e->requesthash.data : (const uint8_t *)"",
+                       e->has_requesthash ? (int)e->requesthash.len : 0, (int64_t)e->timems,
+                       (int64_t)f->result.status, f->result.body.data ? f->result.body.data : "");
+    if (rv != SQLITE_DONE) {
+        log_error("idempotency record: %s", f->store->errmsg);
+    }
+    /* Pruning is decided by the log alone (entry index and time), so every
+     * node keeps the same keys. */
+    if (index % IDEMPOTENCY_PRUNE_EVERY == 0) {
+        store_run(f->store, ST_IDEM_PRUNE, "ii", (int64_t)e->timems - f->idempotency_keep_ms,
+                  (int64_t)f->idempotency_keep);
+    }
+}
+
+static void apply_command(struct fsm *f, const Varasto__Entry *e, uint64_t index,
+                          struct domain_ctx *ctx)
+{
+    const struct domain_command *cmd = domain_find(e->command);
+    ProtobufCMessage *msg;
+    int rv;
+
+    if (cmd == NULL) {
+        result_error(&f->result, ERR_NOT_FOUND, "unknown command");
+        return;
+    }
+    msg = protobuf_c_message_unpack(cmd->desc, NULL, e->payload.len, e->payload.data);
+    if (msg == NULL) {
+        result_error(&f->result, ERR_BAD_REQUEST, "malformed command payload");
+        return;
+    }
+    ctx->store = f->store;
+    ctx->time_ms = e->timems;
+    ctx->generated_id = e->generatedid;
+    ctx->token_hash = e->has_tokenhash && e->tokenhash.len == 32 ? e->tokenhash.data : NULL;
+    ctx->seq = f->last_seq;
+    if (cmd->creates_id && (ctx->generated_id == NULL || ctx->generated_id[0] == '\0')) {
+        result_error(&f->result, ERR_BAD_REQUEST, "entry carries no generated id");
+        protobuf_c_message_free_unpacked(msg, NULL);
+        return;
+    }
+    store_savepoint(f->store);
+    rv = domain_apply(cmd, ctx, msg);
+    if (rv != 0) {
+        store_rollback_to_savepoint(f->store);
+        domain_ctx_reset(ctx);
+        ctx->seq = f->last_seq;
+        if (rv == ERR_INTERNAL) {
+            log_error("apply %s at index %llu: %s", e->command, (unsigned long long)index,
+                      ctx->err.message);
+        }
+        result_error(&f->result, (enum err_code)rv, ctx->err.message);
+    } else {
+        store_release_savepoint(f->store);
+        f->result.status = 200;
+        f->result.body.len = 0;
+        buf_appendf(&f->result.body, "{\"Seq\":%llu,\"Index\":%llu",
+                    (unsigned long long)ctx->seq, (unsigned long long)index);
+        if (cmd->creates_id) {
+            buf_appendf(&f->result.body, ",\"Id\":\"%s\"", ctx->generated_id);
+        }
+        buf_append(&f->result.body, "}", 1);
+    }
+    protobuf_c_message_free_unpacked(msg, NULL);
+}
+
+int fsm_apply_entry(struct fsm *f, const struct raft_buffer *buf, uint64_t index)
+{
+    struct domain_ctx ctx;
+    Varasto__Entry *e;
+
+    memset(&ctx, 0, sizeof ctx);
+    f->result.status = 0;
+    f->result.replayed = 0;
+    f->result.index = index;
+    f->result.seq = f->last_seq;
+    f->result.body.len = 0;
+    if (index <= f->applied_index) {
+        return 0; /* the database already holds this entry */
+    }
+    if (store_begin(f->store) != 0) {
+        log_error("apply index %llu: begin: %s", (unsigned long long)index, f->store->errmsg);
+        return RAFT_IOERR;
+    }
+    e = entry_decode(buf);
+    if (e == NULL) {
+        log_warn("apply index %llu: malformed entry skipped", (unsigned long long)index);
+        result_error(&f->result, ERR_BAD_REQUEST, "malformed log entry");
+    } else if (e->idempotencykey == NULL || !idempotency_lookup(f, e)) {
+        apply_command(f, e, index, &ctx);
+        if (e->idempotencykey != NULL) {
+            idempotency_store(f, e, index);
+        }
+    }
+    if (ctx.seq < f->last_seq) {
+        ctx.seq = f->last_seq;
+    }
+    if (store_meta_set(f->store, "applied_index", index) != 0 ||
+        store_meta_set(f->store, "last_seq", ctx.seq) != 0 || store_commit(f->store) != 0) {
+        log_error("apply index %llu: commit: %s", (unsigned long long)index, f->store->errmsg);
+        store_rollback(f->store);
+        domain_ctx_reset(&ctx);
+        if (e != NULL) {
+            varasto__entry__free_unpacked(e, NULL);
+        }
+        return RAFT_IOERR;
+    }
+    f->applied_index = index;
+    f->last_seq = ctx.seq;
+    f->result.seq = ctx.seq;
+    if (f->observer.on_commit != NULL) {
+        f->observer.on_commit(f->observer.data, ctx.events, ctx.n_events, f->last_seq);
+    }
+    domain_ctx_reset(&ctx);
+    if (e != NULL) {
+        varasto__entry__free_unpacked(e, NULL);
+    }
+    return 0;
+}
+
+static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **result)
+{
+    struct fsm *f = rf->data;
+    /* raft applies entries in order and sets last_applied after each one, so
+     * during apply the entry's index is the one after last_applied. */
+    uint64_t index = raft_last_applied(f->raft) + 1;
+    int rv = fsm_apply_entry(f, buf, index);
+    *result = &f->result;
+    return rv;
+}
+
+static int fsm_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    struct fsm *f = rf->data;
+    unsigned char *image = NULL;
+    size_t size = 0;
+    uint8_t *p;
+
+    if (store_serialize(f->store, &image, &size) != 0) {
+        log_error("snapshot: %s", f->store->errmsg);
+        return RAFT_IOERR;
+    }
+    *bufs = raft_malloc(sizeof **bufs);
+    p = raft_malloc(SNAPSHOT_HEADER + size);
+    if (*bufs == NULL || p == NULL) {
+        raft_free(*bufs);
+        raft_free(p);
+        free(image);
+        return RAFT_NOMEM;
+    }
+    memset(p, 0, SNAPSHOT_HEADER);
+    put_u64(p, SNAPSHOT_MAGIC);
+    put_u64(p + 8, f->applied_index);
+    put_u64(p + 16, f->last_seq);
+    memcpy(p + SNAPSHOT_HEADER, image, size);
+    free(image);
+    (*bufs)[0].base = p;
+    (*bufs)[0].len = SNAPSHOT_HEADER + size;
+    *n_bufs = 1;
+    log_info("snapshot at index %llu, seq %llu, %zu bytes", (unsigned long long)f->applied_index,
+             (unsigned long long)f->last_seq, size);
+    return 0;
+}
+
+static int fsm_snapshot_finalize(struct raft_fsm *rf, struct raft_buffer *bufs[],
+                                 unsigned *n_bufs)
+{
+    unsigned i;
+    (void)rf;
+    if (*bufs != NULL) {
+        for (i = 0; i < *n_bufs; i++) {
+            raft_free((*bufs)[i].base);
+        }
+        raft_free(*bufs);
+    }
+    *bufs = NULL;
+    *n_bufs = 0;
+    return 0;
+}
+
+static int fsm_restore(struct raft_fsm *rf, struct raft_buffer *buf)
+{
+    struct fsm *f = rf->data;
+    const uint8_t *p = buf->base;
+    uint64_t index, seq;
+    int rv = 0;
+
+    if (buf->len < SNAPSHOT_HEADER || get_u64(p) != SNAPSHOT_MAGIC) {
+        log_error("restore: not a snapshot of ours");
+        return RAFT_MALFORMED;
+    }
+    index = get_u64(p + 8);
+    seq = get_u64(p + 16);
+    if (index <= f->applied_index) {
+        /* Startup: our database is already at or past the snapshot. */
+        log_info("restore: database at index %llu already covers snapshot at %llu",
+                 (unsigned long long)f->applied_index, (unsigned long long)index);
+    } else if (store_replace(f->store, p + SNAPSHOT_HEADER, buf->len - SNAPSHOT_HEADER) != 0) {
+        log_error("restore: %s", f->store->errmsg);
+        rv = RAFT_IOERR;
+    } else {
+        f->applied_index = store_meta_get(f->store, "applied_index");
+        f->last_seq = store_meta_get(f->store, "last_seq");
+        log_info("restored snapshot at index %llu, seq %llu", (unsigned long long)index,
+                 (unsigned long long)seq);
+        if (f->observer.on_restore != NULL) {
+            f->observer.on_restore(f->observer.data, f->last_seq);
+        }
+    }
+    if (rv == 0) {
+        raft_free(buf->base);
+    }
+    return rv;
+}
+
+int fsm_init(struct fsm *f, struct store *store)
+{
+    memset(f, 0, sizeof *f);
+    f->store = store;
+    f->raft_fsm.version = 2;
+    f->raft_fsm.data = f;
+    f->raft_fsm.apply = fsm_apply;
+    f->raft_fsm.snapshot = fsm_snapshot;
+    f->raft_fsm.snapshot_finalize = fsm_snapshot_finalize;
+    f->raft_fsm.restore = fsm_restore;
+    f->applied_index = store_meta_get(store, "applied_index");
+    f->last_seq = store_meta_get(store, "last_seq");
+    f->idempotency_keep = 100000;
+    f->idempotency_keep_ms = 24LL * 3600 * 1000;
+    buf_init(&f->result.body);
+    return 0;
+}
+
+void fsm_close(struct fsm *f)
+{
+    buf_free(&f->result.body);
+}

@@ -1,0 +1,57 @@
+/* The raft state machine: applies committed entries to the store, one SQLite
+ * transaction per entry, and takes and restores snapshots.
+ *
+ * Determinism: apply reads only the entry and the database. The entry's raft
+ * index is stored with its effects, so an entry that the database already
+ * holds (after a restart replays the log) is skipped, never applied twice. */
+#ifndef VARASTO_FSM_H
+#define VARASTO_FSM_H
+
+#include <raft.h>
+#include <stdint.h>
+
+#include "domain.h"
+#include "store.h"
+#include "util.h"
+
+/* The outcome of applying one entry, for the node that accepted it. Valid
+ * only inside the raft_apply callback (raft calls it right after apply). */
+struct fsm_result {
+    int status;        /* HTTP status; 0 when the entry was already applied */
+    int replayed;      /* an Idempotency-Key replay */
+    uint64_t seq;      /* last event seq after this entry */
+    uint64_t index;    /* raft index of the entry */
+    struct buf body;   /* response body JSON */
+};
+
+struct fsm;
+
+/* Called on the loop after each entry's transaction commits. */
+struct fsm_observer {
+    void *data;
+    void (*on_commit)(void *data, const struct domain_event *events, unsigned n,
+                      uint64_t last_seq);
+    /* The database was replaced by a snapshot. */
+    void (*on_restore)(void *data, uint64_t last_seq);
+};
+
+struct fsm {
+    struct raft_fsm raft_fsm;
+    struct raft *raft;      /* to learn each entry's index; set before start */
+    struct store *store;
+    struct fsm_observer observer;
+    uint64_t applied_index; /* mirrors meta.applied_index */
+    uint64_t last_seq;      /* mirrors meta.last_seq */
+    uint64_t idempotency_keep;     /* keys kept at least (count) */
+    int64_t idempotency_keep_ms;   /* keys kept at least (age) */
+    struct fsm_result result;
+};
+
+/* Bind @f to an open @store. Returns 0. */
+int fsm_init(struct fsm *f, struct store *store);
+void fsm_close(struct fsm *f);
+
+/* Apply one framed entry at @index (for tests and for the raft callback). */
+int fsm_apply_entry(struct fsm *f, const struct raft_buffer *buf, uint64_t index);
+
+#endif

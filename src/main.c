@@ -1,0 +1,36 @@
+/* varastod: one node of a Varasto cluster. */
+#include <stdio.h>
+#include <string.h>
+
+#include "config.h"
+#include "node.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: varastod [--id N] [--data-dir DIR] [--raft HOST:PORT] [--http HOST:PORT]\n"
+            "                [--cluster ID=HOST:PORT,...] [--join URL] [--token-file FILE]\n"
+            "                [--retain-events N] [--snapshot-threshold N] [--config FILE]\n"
+            "                [--log-level debug|info|warn|error]\n");
+}
+
+int main(int argc, char **argv)
+{
+    struct config config;
+    char err[512];
+    int i;
+
+    for (i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        }
+    }
+    config_defaults(&config);
+    if (config_parse(&config, argc, argv, err, sizeof err) != 0) {
+        fprintf(stderr, "varastod: %s\n", err);
+        usage(stderr);
+        return 2;
+    }
+    return node_run(&config);
+}

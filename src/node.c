@@ -1,0 +1,195 @@
+#include "node.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+
+#define TOKEN_MIN_LEN 16
+#define GENERATED_TOKEN_LEN 40
+
+static int mkdir_p(const char *path)
+{
+    char tmp[CONFIG_PATH_MAX];
+    char *p;
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (p = tmp + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(tmp, 0700) != 0 && errno != EEXIST) {
+                return -1;
+            }
+            *p = '/';
+        }
+    }
+    return mkdir(tmp, 0700) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+static int read_token(const char *path, char *out, size_t size, char *err, size_t err_size)
+{
+    FILE *f = fopen(path, "r");
+    size_t n;
+    if (f == NULL) {
+        snprintf(err, err_size, "token file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (fgets(out, (int)size, f) == NULL) {
+        out[0] = '\0';
+    }
+    fclose(f);
+    n = strlen(out);
+    while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r' || out[n - 1] == ' ')) {
+        out[--n] = '\0';
+    }
+    if (n < TOKEN_MIN_LEN) {
+        snprintf(err, err_size, "token file %s: the token must be at least %d characters", path,
+                 TOKEN_MIN_LEN);
+        return -1;
+    }
+    return 0;
+}
+
+/* The admin token: from --token-file, or generated once into the data dir. */
+static int load_token(struct node *node, char *err, size_t err_size)
+{
+    char path[CONFIG_PATH_MAX + 16];
+    int fd;
+
+    if (node->config.token_file[0] != '\0') {
+        return read_token(node->config.token_file, node->admin_token, sizeof node->admin_token,
+                          err, err_size);
+    }
+    snprintf(path, sizeof path, "%s/admin-token", node->config.data_dir);
+    if (access(path, F_OK) == 0) {
+        return read_token(path, node->admin_token, sizeof node->admin_token, err, err_size);
+    }
+    util_random_id(node->admin_token, GENERATED_TOKEN_LEN);
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (fd < 0 || write(fd, node->admin_token, GENERATED_TOKEN_LEN) != GENERATED_TOKEN_LEN ||
+        write(fd, "\n", 1) != 1 || fsync(fd) != 0) {
+        snprintf(err, err_size, "cannot write %s: %s", path, strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+        }
+        return -1;
+    }
+    close(fd);
+    log_info("generated an admin token into %s", path);
+    return 0;
+}
+
+int node_authorized(struct node *node, h2o_req_t *req)
+{
+    char value[512];
+    const char *token;
+    uint8_t hash[32];
+
+    if (http_header(req, "authorization", value, sizeof value) != 1 ||
+        strncasecmp(value, "Bearer ", 7) != 0) {
+        return 0;
+    }
+    token = value + 7;
+    if (util_secure_streq(token, node->admin_token)) {
+        return 1;
+    }
+    util_sha256(token, strlen(token), hash);
+    return store_apikey_valid(&node->store, hash);
+}
+
+static void on_commit(void *data, const struct domain_event *events, unsigned n,
+                      uint64_t last_seq)
+{
+    struct node *node = data;
+    push_publish(&node->push, events, n, last_seq);
+    http_seq_applied(&node->http, last_seq);
+}
+
+static void on_restore(void *data, uint64_t last_seq)
+{
+    struct node *node = data;
+    push_reset(&node->push, last_seq);
+    http_seq_applied(&node->http, last_seq);
+}
+
+static void cluster_closed(struct cluster *c)
+{
+    struct node *node = (struct node *)((char *)c - offsetof(struct node, cluster));
+    log_info("raft closed");
+    uv_stop(&node->loop);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    struct node *node = h->data;
+    if (node->stopping) {
+        return;
+    }
+    node->stopping = 1;
+    log_info("received signal %d, stopping", signum);
+    uv_signal_stop(&node->sigint);
+    uv_signal_stop(&node->sigterm);
+    http_stop(&node->http);
+    cluster_close(&node->cluster, cluster_closed);
+}
+
+int node_run(const struct config *config)
+{
+    static struct node node; /* one per process; reachable for leak checks */
+    char err[512];
+    char path[CONFIG_PATH_MAX + 32];
+
+    memset(&node, 0, sizeof node);
+    node.config = *config;
+    log_init(config->id, (enum log_level)config->log_level);
+    if (mkdir_p(config->data_dir) != 0 || access(config->data_dir, R_OK | W_OK | X_OK) != 0) {
+        fprintf(stderr, "varastod: data dir %s: %s\n", config->data_dir, strerror(errno));
+        return 1;
+    }
+    if (load_token(&node, err, sizeof err) != 0) {
+        fprintf(stderr, "varastod: %s\n", err);
+        return 1;
+    }
+    snprintf(path, sizeof path, "%s/readmodel.db", config->data_dir);
+    if (store_open(&node.store, path) != 0) {
+        fprintf(stderr, "varastod: %s\n", node.store.errmsg);
+        return 1;
+    }
+    uv_loop_init(&node.loop);
+    fsm_init(&node.fsm, &node.store);
+    node.fsm.observer.data = &node;
+    node.fsm.observer.on_commit = on_commit;
+    node.fsm.observer.on_restore = on_restore;
+    push_init(&node.push, &node.store, node.fsm.last_seq);
+    if (http_start(&node.http, &node, &node.loop, config->http, err, sizeof err) != 0) {
+        fprintf(stderr, "varastod: %s\n", err);
+        store_close(&node.store);
+        return 1;
+    }
+    if (cluster_start(&node.cluster, &node.loop, &node.config, &node.fsm, err, sizeof err) != 0) {
+        fprintf(stderr, "varastod: %s\n", err);
+        store_close(&node.store);
+        return 1;
+    }
+    uv_signal_init(&node.loop, &node.sigint);
+    uv_signal_init(&node.loop, &node.sigterm);
+    node.sigint.data = node.sigterm.data = &node;
+    uv_signal_start(&node.sigint, on_signal, SIGINT);
+    uv_signal_start(&node.sigterm, on_signal, SIGTERM);
+    log_info("node %llu serving HTTP on %s, raft on %s, data in %s, applied index %llu seq %llu",
+             (unsigned long long)config->id, config->http, config->raft, config->data_dir,
+             (unsigned long long)node.fsm.applied_index, (unsigned long long)node.fsm.last_seq);
+
+    uv_run(&node.loop, UV_RUN_DEFAULT);
+
+    push_close(&node.push);
+    fsm_close(&node.fsm);
+    store_close(&node.store);
+    log_info("stopped");
+    return 0;
+}

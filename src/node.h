@@ -1,0 +1,37 @@
+/* The node: owns the loop and wires config, store, FSM, raft, push hub and
+ * HTTP together; runs until SIGINT/SIGTERM and then closes everything. */
+#ifndef VARASTO_NODE_H
+#define VARASTO_NODE_H
+
+#include <uv.h>
+
+#include "cluster.h"
+#include "config.h"
+#include "fsm.h"
+#include "http.h"
+#include "push.h"
+#include "store.h"
+
+struct node {
+    struct config config;
+    uv_loop_t loop;
+    struct store store;
+    struct fsm fsm;
+    struct cluster cluster;
+    struct push push;
+    struct http_server http;
+    uv_signal_t sigint, sigterm;
+    char admin_token[256];
+    int stopping;
+    int exit_code;
+};
+
+/* Run a node with @config until it is stopped. Returns the process exit
+ * code: 0 after a clean stop, 1 on a startup error (one line on stderr). */
+int node_run(const struct config *config);
+
+/* Whether the Authorization header of @req carries the admin token or a live
+ * API key. */
+int node_authorized(struct node *node, h2o_req_t *req);
+
+#endif

@@ -1,0 +1,183 @@
+#include "push.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void push_init(struct push *p, struct store *store, uint64_t last_seq)
+{
+    memset(p, 0, sizeof *p);
+    p->store = store;
+    p->last_seq = last_seq;
+    p->ring_first = last_seq + 1;
+}
+
+static void ring_clear(struct push *p)
+{
+    size_t i;
+    for (i = 0; i < PUSH_RING_SIZE; i++) {
+        free(p->ring[i].json);
+        p->ring[i].json = NULL;
+        p->ring[i].seq = 0;
+    }
+}
+
+void push_close(struct push *p)
+{
+    ring_clear(p);
+}
+
+static void wake_all(struct push *p)
+{
+    struct push_sub *s = p->subs;
+    while (s != NULL) {
+        /* wake may unsubscribe s (a transport error), so step first. */
+        struct push_sub *next = s->next;
+        if (s->waiting && s->cursor < p->last_seq) {
+            s->waiting = 0;
+            s->wake(s);
+        }
+        s = next;
+    }
+}
+
+void push_publish(struct push *p, const struct domain_event *events, unsigned n,
+                  uint64_t last_seq)
+{
+    unsigned i;
+    for (i = 0; i < n; i++) {
+        const struct domain_event *e = &events[i];
+        struct push_ring_slot *slot = &p->ring[e->seq % PUSH_RING_SIZE];
+        char *copy = malloc(e->len + 1);
+        if (copy == NULL) {
+            /* Subscribers fall back to SQLite for what the ring lacks. */
+            ring_clear(p);
+            p->ring_first = last_seq + 1;
+            break;
+        }
+        memcpy(copy, e->json, e->len + 1);
+        free(slot->json);
+        slot->seq = e->seq;
+        slot->json = copy;
+        slot->len = e->len;
+        snprintf(slot->type, sizeof slot->type, "%s", e->type);
+        if (e->seq >= p->ring_first + PUSH_RING_SIZE) {
+            p->ring_first = e->seq - PUSH_RING_SIZE + 1;
+        }
+    }
+    p->last_seq = last_seq;
+    wake_all(p);
+}
+
+void push_reset(struct push *p, uint64_t last_seq)
+{
+    ring_clear(p);
+    p->last_seq = last_seq;
+    p->ring_first = last_seq + 1;
+    wake_all(p);
+}
+
+void push_subscribe(struct push *p, struct push_sub *sub)
+{
+    sub->hub = p;
+    sub->waiting = 0;
+    sub->prev = NULL;
+    sub->next = p->subs;
+    if (p->subs != NULL) {
+        p->subs->prev = sub;
+    }
+    p->subs = sub;
+    p->n_subs++;
+}
+
+void push_unsubscribe(struct push_sub *sub)
+{
+    struct push *p = sub->hub;
+    if (p == NULL) {
+        return;
+    }
+    if (sub->prev != NULL) {
+        sub->prev->next = sub->next;
+    } else {
+        p->subs = sub->next;
+    }
+    if (sub->next != NULL) {
+        sub->next->prev = sub->prev;
+    }
+    sub->hub = NULL;
+    p->n_subs--;
+}
+
+/* Backlog older than the ring: one page from SQLite. */
+static unsigned pull_store(struct push_sub *sub, struct buf *out)
+{
+    struct push *p = sub->hub;
+    sqlite3_stmt *s = store_stmt(p->store, ST_EVENT_PAGE);
+    unsigned n = 0;
+
+    sqlite3_bind_int64(s, 1, (int64_t)sub->cursor);
+    sqlite3_bind_int64(s, 2, PUSH_PAGE_EVENTS);
+    while (out->len < PUSH_BATCH_BYTES && sqlite3_step(s) == SQLITE_ROW) {
+        uint64_t seq = (uint64_t)sqlite3_column_int64(s, 0);
+        const char *type = (const char *)sqlite3_column_text(s, 1);
+        if (seq >= p->ring_first) {
+            break; /* the ring takes over from here */
+        }
+        sub->cursor = seq;
+        if (type_filter_match(&sub->filter, type)) {
+            sub->frame(out, seq, type, (const char *)sqlite3_column_text(s, 2),
+                       (size_t)sqlite3_column_bytes(s, 2));
+            n++;
+        }
+    }
+    sqlite3_reset(s);
+    return n;
+}
+
+unsigned push_pull(struct push_sub *sub, struct buf *out)
+{
+    struct push *p = sub->hub;
+    unsigned n = 0;
+    size_t start = out->len;
+
+    /* Bounded by bytes, and by a count of scanned events so that a filter
+     * that matches nothing still returns to the loop regularly. */
+    while (sub->cursor < p->last_seq && out->len - start < PUSH_BATCH_BYTES) {
+        uint64_t next = sub->cursor + 1;
+        if (next < p->ring_first) {
+            uint64_t before = sub->cursor;
+            n += pull_store(sub, out);
+            if (sub->cursor == before) {
+                /* Rows below ring_first are missing from SQLite: only
+                 * possible if pruned; stop rather than spin. */
+                break;
+            }
+            continue;
+        }
+        {
+            const struct push_ring_slot *slot = &p->ring[next % PUSH_RING_SIZE];
+            unsigned scanned = 0;
+            while (sub->cursor < p->last_seq && out->len - start < PUSH_BATCH_BYTES &&
+                   scanned < PUSH_PAGE_EVENTS) {
+                next = sub->cursor + 1;
+                slot = &p->ring[next % PUSH_RING_SIZE];
+                if (slot->seq != next || slot->json == NULL) {
+                    break;
+                }
+                sub->cursor = next;
+                scanned++;
+                if (type_filter_match(&sub->filter, slot->type)) {
+                    sub->frame(out, slot->seq, slot->type, slot->json, slot->len);
+                    n++;
+                }
+            }
+            if (scanned == 0 || scanned == PUSH_PAGE_EVENTS) {
+                break;
+            }
+        }
+    }
+    if (sub->cursor >= p->last_seq && n == 0) {
+        sub->waiting = 1;
+    }
+    return n;
+}

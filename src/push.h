@@ -1,0 +1,73 @@
+/* The push hub: committed events fan out to stream subscribers.
+ *
+ * Recent events stay in a fixed-size in-memory ring; a subscriber whose
+ * cursor is older than the ring reads its backlog from SQLite in pages. A
+ * subscriber pulls at most a bounded batch at a time and pulls again only
+ * when its transport has written the previous batch, so a slow or stalled
+ * subscriber costs bounded memory and never blocks the loop or others. */
+#ifndef VARASTO_PUSH_H
+#define VARASTO_PUSH_H
+
+#include <stdint.h>
+
+#include "domain.h"
+#include "store.h"
+#include "util.h"
+
+#define PUSH_RING_SIZE 8192           /* recent events kept in memory */
+#define PUSH_BATCH_BYTES (64 * 1024)  /* most bytes one pull appends */
+#define PUSH_PAGE_EVENTS 1000         /* backlog rows read per SQLite page */
+
+struct push_ring_slot {
+    uint64_t seq;
+    char type[48];
+    char *json;
+    size_t len;
+};
+
+struct push_sub;
+
+/* Appends one event, framed for the transport, to @out. */
+typedef void (*push_frame_fn)(struct buf *out, uint64_t seq, const char *type,
+                              const char *json, size_t len);
+
+struct push_sub {
+    struct push *hub;
+    uint64_t cursor;              /* last seq delivered or skipped by filter */
+    struct type_filter filter;
+    push_frame_fn frame;
+    int waiting;                  /* asked to be woken when events arrive */
+    void (*wake)(struct push_sub *sub);
+    void *data;
+    struct push_sub *prev, *next;
+};
+
+struct push {
+    struct store *store;
+    struct push_ring_slot ring[PUSH_RING_SIZE];
+    uint64_t last_seq;            /* highest committed seq */
+    uint64_t ring_first;          /* lowest seq held in the ring (> last_seq: empty) */
+    struct push_sub *subs;        /* linked list of subscribers */
+    unsigned n_subs;
+};
+
+void push_init(struct push *p, struct store *store, uint64_t last_seq);
+void push_close(struct push *p);
+
+/* Committed events (FSM observer). Copies what it keeps. */
+void push_publish(struct push *p, const struct domain_event *events, unsigned n,
+                  uint64_t last_seq);
+
+/* The read model was replaced (snapshot restore): forget the ring. */
+void push_reset(struct push *p, uint64_t last_seq);
+
+/* Register @sub (caller-allocated, fields cursor/filter/frame/wake set). */
+void push_subscribe(struct push *p, struct push_sub *sub);
+void push_unsubscribe(struct push_sub *sub);
+
+/* Append the next batch for @sub to @out (at most about PUSH_BATCH_BYTES)
+ * and advance its cursor. Returns the number of events appended; 0 means the
+ * subscriber is caught up and is now waiting to be woken. */
+unsigned push_pull(struct push_sub *sub, struct buf *out);
+
+#endif

@@ -1,0 +1,571 @@
+#include "store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util.h"
+
+static const char schema[] =
+    "CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS directories ("
+    "  id TEXT PRIMARY KEY, created INTEGER NOT NULL, parent TEXT NOT NULL,"
+    "  name TEXT NOT NULL, description TEXT NOT NULL DEFAULT '',"
+    "  type TEXT NOT NULL DEFAULT 'generic', sensitivity INTEGER NOT NULL DEFAULT 0);"
+    "CREATE UNIQUE INDEX IF NOT EXISTS directories_sibling ON directories(parent, name);"
+    "CREATE TABLE IF NOT EXISTS collections ("
+    "  id TEXT PRIMARY KEY, created INTEGER NOT NULL, directory TEXT NOT NULL,"
+    "  name TEXT NOT NULL, description TEXT NOT NULL DEFAULT '',"
+    "  sensitivity INTEGER NOT NULL DEFAULT 0, rating INTEGER, head TEXT NOT NULL DEFAULT '');"
+    "CREATE INDEX IF NOT EXISTS collections_dir ON collections(directory, name);"
+    "CREATE TABLE IF NOT EXISTS collection_tags ("
+    "  collection TEXT NOT NULL, tag TEXT NOT NULL, PRIMARY KEY(collection, tag)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS changesets ("
+    "  collection TEXT NOT NULL, id TEXT NOT NULL, parent TEXT NOT NULL, created TEXT NOT NULL,"
+    "  ord INTEGER NOT NULL, PRIMARY KEY(collection, id));"
+    "CREATE TABLE IF NOT EXISTS files ("
+    "  collection TEXT NOT NULL, path TEXT NOT NULL, sha256 TEXT NOT NULL, created TEXT NOT NULL,"
+    "  modified TEXT NOT NULL, size INTEGER NOT NULL, blobrefs TEXT NOT NULL,"
+    "  PRIMARY KEY(collection, path)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS apikeys ("
+    "  id TEXT PRIMARY KEY, name TEXT NOT NULL, token_hash BLOB NOT NULL UNIQUE,"
+    "  created INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS events ("
+    "  seq INTEGER PRIMARY KEY, type TEXT NOT NULL, json TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS idempotency ("
+    "  key TEXT PRIMARY KEY, hash BLOB NOT NULL, time_ms INTEGER NOT NULL,"
+    "  status INTEGER NOT NULL, body TEXT NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS idempotency_time ON idempotency(time_ms);"
+    "INSERT OR IGNORE INTO directories(id, created, parent, name) VALUES('root', 0, '', 'root');"
+    "INSERT OR IGNORE INTO meta(k, v) VALUES('applied_index', 0), ('last_seq', 0);";
+
+#define DIR_COLS "id, created, parent, name, description, type, sensitivity"
+#define COLL_COLS "id, created, directory, name, description, sensitivity, rating, head"
+
+static const char *const sql[ST__COUNT] = {
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_SAVEPOINT] = "SAVEPOINT cmd",
+    [ST_RELEASE] = "RELEASE cmd",
+    [ST_ROLLBACK_TO] = "ROLLBACK TO cmd",
+    [ST_META_GET] = "SELECT v FROM meta WHERE k = ?",
+    [ST_META_SET] = "INSERT OR REPLACE INTO meta(k, v) VALUES(?, ?)",
+    [ST_DIR_GET] = "SELECT " DIR_COLS " FROM directories WHERE id = ?",
+    [ST_DIR_INSERT] = "INSERT INTO directories(id, created, parent, name) VALUES(?, ?, ?, ?)",
+    [ST_DIR_NAME_TAKEN] = "SELECT 1 FROM directories WHERE parent = ? AND name = ? AND id <> ?",
+    [ST_DIR_SET_NAME] = "UPDATE directories SET name = ? WHERE id = ?",
+    [ST_DIR_SET_DESCRIPTION] = "UPDATE directories SET description = ? WHERE id = ?",
+    [ST_DIR_SET_TYPE] = "UPDATE directories SET type = ? WHERE id = ?",
+    [ST_DIR_SET_SENSITIVITY] = "UPDATE directories SET sensitivity = ? WHERE id = ?",
+    [ST_DIR_SET_PARENT] = "UPDATE directories SET parent = ? WHERE id = ?",
+    [ST_DIR_DELETE] = "DELETE FROM directories WHERE id = ?",
+    [ST_DIR_CHILDREN] = "SELECT " DIR_COLS " FROM directories WHERE parent = ? ORDER BY name",
+    [ST_DIR_HAS_CHILD] = "SELECT 1 FROM directories WHERE parent = ? LIMIT 1",
+    [ST_DIR_HAS_COLLECTION] = "SELECT 1 FROM collections WHERE directory = ? LIMIT 1",
+    [ST_COLL_GET] = "SELECT " COLL_COLS " FROM collections WHERE id = ?",
+    [ST_COLL_INSERT] = "INSERT INTO collections(id, created, directory, name) VALUES(?, ?, ?, ?)",
+    [ST_COLL_SET_NAME] = "UPDATE collections SET name = ? WHERE id = ?",
+    [ST_COLL_SET_DESCRIPTION] = "UPDATE collections SET description = ? WHERE id = ?",
+    [ST_COLL_SET_DIRECTORY] = "UPDATE collections SET directory = ? WHERE id = ?",
+    [ST_COLL_SET_RATING] = "UPDATE collections SET rating = ? WHERE id = ?",
+    [ST_COLL_SET_SENSITIVITY] = "UPDATE collections SET sensitivity = ? WHERE id = ?",
+    [ST_COLL_SET_HEAD] = "UPDATE collections SET head = ? WHERE id = ?",
+    [ST_COLL_DELETE] = "DELETE FROM collections WHERE id = ?",
+    [ST_COLL_IN_DIR] = "SELECT " COLL_COLS " FROM collections WHERE directory = ? ORDER BY name, id",
+    [ST_TAG_ADD] = "INSERT OR IGNORE INTO collection_tags(collection, tag) VALUES(?, ?)",
+    [ST_TAG_REMOVE] = "DELETE FROM collection_tags WHERE collection = ? AND tag = ?",
+    [ST_TAG_LIST] = "SELECT tag FROM collection_tags WHERE collection = ? ORDER BY tag",
+    [ST_TAG_DELETE_ALL] = "DELETE FROM collection_tags WHERE collection = ?",
+    [ST_CS_INSERT] = "INSERT INTO changesets(collection, id, parent, created, ord) "
+                     "VALUES(?, ?, ?, ?, (SELECT COUNT(*) FROM changesets WHERE collection = ?1))",
+    [ST_CS_EXISTS] = "SELECT 1 FROM changesets WHERE collection = ? AND id = ?",
+    [ST_CS_LIST] = "SELECT id, parent, created FROM changesets WHERE collection = ? ORDER BY ord",
+    [ST_CS_DELETE_ALL] = "DELETE FROM changesets WHERE collection = ?",
+    [ST_FILE_EXISTS] = "SELECT 1 FROM files WHERE collection = ? AND path = ?",
+    [ST_FILE_UPSERT] = "INSERT OR REPLACE INTO files(collection, path, sha256, created, modified, "
+                       "size, blobrefs) VALUES(?, ?, ?, ?, ?, ?, ?)",
+    [ST_FILE_DELETE] = "DELETE FROM files WHERE collection = ? AND path = ?",
+    [ST_FILE_LIST] = "SELECT path, sha256, created, modified, size, blobrefs FROM files "
+                     "WHERE collection = ? ORDER BY path",
+    [ST_FILE_DELETE_ALL] = "DELETE FROM files WHERE collection = ?",
+    [ST_KEY_INSERT] = "INSERT INTO apikeys(id, name, token_hash, created) VALUES(?, ?, ?, ?)",
+    [ST_KEY_EXISTS] = "SELECT 1 FROM apikeys WHERE id = ?",
+    [ST_KEY_DELETE] = "DELETE FROM apikeys WHERE id = ?",
+    [ST_KEY_BY_HASH] = "SELECT 1 FROM apikeys WHERE token_hash = ?",
+    [ST_EVENT_INSERT] = "INSERT INTO events(seq, type, json) VALUES(?, ?, ?)",
+    [ST_EVENT_PAGE] = "SELECT seq, type, json FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+    [ST_IDEM_GET] = "SELECT hash, status, body FROM idempotency WHERE key = ?",
+    [ST_IDEM_PUT] = "INSERT OR REPLACE INTO idempotency(key, hash, time_ms, status, body) "
+                    "VALUES(?, ?, ?, ?, ?)",
+    [ST_IDEM_PRUNE] = "DELETE FROM idempotency WHERE time_ms < ? AND rowid <= "
+                      "(SELECT MAX(rowid) FROM idempotency) - ?",
+};
+
+static int store_prepare(struct store *st)
+{
+    int i;
+    for (i = 0; i < ST__COUNT; i++) {
+        if (sqlite3_prepare_v3(st->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->stmts[i],
+                               NULL) != SQLITE_OK) {
+            snprintf(st->errmsg, sizeof st->errmsg, "prepare statement %d: %s", i,
+                     sqlite3_errmsg(st->db));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void store_finalize(struct store *st)
+{
+    int i;
+    for (i = 0; i < ST__COUNT; i++) {
+        sqlite3_finalize(st->stmts[i]);
+        st->stmts[i] = NULL;
+    }
+}
+
+int store_open(struct store *st, const char *path)
+{
+    char *errmsg = NULL;
+
+    memset(st->stmts, 0, sizeof st->stmts);
+    st->errmsg[0] = '\0';
+    snprintf(st->path, sizeof st->path, "%s", path);
+    if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+        SQLITE_OK) {
+        snprintf(st->errmsg, sizeof st->errmsg, "open %s: %s", path,
+                 st->db ? sqlite3_errmsg(st->db) : "out of memory");
+        sqlite3_close(st->db);
+        st->db = NULL;
+        return -1;
+    }
+    /* The read model is rebuilt from raft (snapshot + log) after a crash, so
+     * WAL with synchronous=NORMAL is enough: a commit survives a process kill,
+     * and what a power loss takes back, the raft log replays. */
+    if (sqlite3_exec(st->db,
+                     "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                     "PRAGMA foreign_keys=OFF; PRAGMA cache_size=-65536;",
+                     NULL, NULL, &errmsg) != SQLITE_OK ||
+        sqlite3_exec(st->db, schema, NULL, NULL, &errmsg) != SQLITE_OK) {
+        snprintf(st->errmsg, sizeof st->errmsg, "init %s: %s", path,
+                 errmsg ? errmsg : sqlite3_errmsg(st->db));
+        sqlite3_free(errmsg);
+        sqlite3_close(st->db);
+        st->db = NULL;
+        return -1;
+    }
+    if (store_prepare(st) != 0) {
+        store_finalize(st);
+        sqlite3_close(st->db);
+        st->db = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+void store_close(struct store *st)
+{
+    if (st->db == NULL) {
+        return;
+    }
+    store_finalize(st);
+    sqlite3_close(st->db);
+    st->db = NULL;
+}
+
+sqlite3_stmt *store_stmt(struct store *st, enum store_stmt id)
+{
+    sqlite3_stmt *s = st->stmts[id];
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return s;
+}
+
+int store_run(struct store *st, enum store_stmt id, const char *fmt, ...)
+{
+    sqlite3_stmt *s = store_stmt(st, id);
+    va_list ap;
+    int i = 1;
+    int rv;
+
+    va_start(ap, fmt);
+    for (; *fmt != '\0'; fmt++, i++) {
+        switch (*fmt) {
+        case 's':
+            sqlite3_bind_text(s, i, va_arg(ap, const char *), -1, SQLITE_STATIC);
+            break;
+        case 'i':
+            sqlite3_bind_int64(s, i, va_arg(ap, int64_t));
+            break;
+        case 'b': {
+            const void *p = va_arg(ap, const void *);
+            int len = va_arg(ap, int);
+            sqlite3_bind_blob(s, i, p, len, SQLITE_STATIC);
+            break;
+        }
+        case 'n':
+            sqlite3_bind_null(s, i);
+            break;
+        default:
+            break;
+        }
+    }
+    va_end(ap);
+    rv = sqlite3_step(s);
+    if (rv != SQLITE_ROW && rv != SQLITE_DONE) {
+        snprintf(st->errmsg, sizeof st->errmsg, "%s: %s", sql[id], sqlite3_errmsg(st->db));
+    }
+    return rv;
+}
+
+static int run_simple(struct store *st, enum store_stmt id)
+{
+    int rv = store_run(st, id, "");
+    sqlite3_reset(st->stmts[id]);
+    return rv == SQLITE_DONE ? 0 : -1;
+}
+
+int store_begin(struct store *st)
+{
+    return run_simple(st, ST_BEGIN);
+}
+
+int store_commit(struct store *st)
+{
+    return run_simple(st, ST_COMMIT);
+}
+
+void store_rollback(struct store *st)
+{
+    run_simple(st, ST_ROLLBACK);
+}
+
+int store_savepoint(struct store *st)
+{
+    return run_simple(st, ST_SAVEPOINT);
+}
+
+int store_release_savepoint(struct store *st)
+{
+    return run_simple(st, ST_RELEASE);
+}
+
+void store_rollback_to_savepoint(struct store *st)
+{
+    run_simple(st, ST_ROLLBACK_TO);
+    run_simple(st, ST_RELEASE);
+}
+
+uint64_t store_meta_get(struct store *st, const char *key)
+{
+    uint64_t v = 0;
+    if (store_run(st, ST_META_GET, "s", key) == SQLITE_ROW) {
+        v = (uint64_t)sqlite3_column_int64(st->stmts[ST_META_GET], 0);
+    }
+    sqlite3_reset(st->stmts[ST_META_GET]);
+    return v;
+}
+
+int store_meta_set(struct store *st, const char *key, uint64_t value)
+{
+    int rv = store_run(st, ST_META_SET, "si", key, (int64_t)value);
+    sqlite3_reset(st->stmts[ST_META_SET]);
+    return rv == SQLITE_DONE ? 0 : -1;
+}
+
+int store_serialize(struct store *st, unsigned char **data, size_t *size)
+{
+    sqlite3_int64 n = 0;
+    unsigned char *p = sqlite3_serialize(st->db, "main", &n, 0);
+    if (p == NULL) {
+        snprintf(st->errmsg, sizeof st->errmsg, "serialize: %s", sqlite3_errmsg(st->db));
+        return -1;
+    }
+    /* Mark the image as a rollback-journal database (header bytes 18-19) so
+     * that it opens anywhere; store_open switches it back to WAL. */
+    if (n >= 20) {
+        p[18] = 1;
+        p[19] = 1;
+    }
+    *data = malloc((size_t)n);
+    if (*data == NULL) {
+        sqlite3_free(p);
+        snprintf(st->errmsg, sizeof st->errmsg, "serialize: out of memory");
+        return -1;
+    }
+    memcpy(*data, p, (size_t)n);
+    sqlite3_free(p);
+    *size = (size_t)n;
+    return 0;
+}
+
+static int write_file(const char *path, const unsigned char *data, size_t size)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    size_t off = 0;
+    if (fd < 0) {
+        return -1;
+    }
+    while (off < size) {
+        ssize_t n = write(fd, data + off, size - off);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            close(fd);
+            return -1;
+        }
+        off += (size_t)n;
+    }
+    if (fsync(fd) != 0) {
+        close(fd);
+        return -1;
+    }
+    return close(fd);
+}
+
+int store_replace(struct store *st, const unsigned char *data, size_t size)
+{
+    char tmp[1100], side[1100];
+    char path[1024];
+
+    snprintf(path, sizeof path, "%s", st->path);
+    snprintf(tmp, sizeof tmp, "%s.restore", path);
+    if (write_file(tmp, data, size) != 0) {
+        snprintf(st->errmsg, sizeof st->errmsg, "write %s: %s", tmp, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    store_close(st);
+    snprintf(side, sizeof side, "%s-wal", path);
+    unlink(side);
+    snprintf(side, sizeof side, "%s-shm", path);
+    unlink(side);
+    if (rename(tmp, path) != 0) {
+        snprintf(st->errmsg, sizeof st->errmsg, "rename %s: %s", tmp, strerror(errno));
+        return -1;
+    }
+    return store_open(st, path);
+}
+
+/* ---- reads ---------------------------------------------------------------- */
+
+static void add_time(cJSON *obj, const char *key, int64_t ms)
+{
+    char t[40];
+    util_format_time(ms, t, sizeof t);
+    cJSON_AddStringToObject(obj, key, t);
+}
+
+static cJSON *directory_row(sqlite3_stmt *s)
+{
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "Id", (const char *)sqlite3_column_text(s, 0));
+    add_time(d, "Created", sqlite3_column_int64(s, 1));
+    cJSON_AddStringToObject(d, "Parent", (const char *)sqlite3_column_text(s, 2));
+    cJSON_AddStringToObject(d, "Name", (const char *)sqlite3_column_text(s, 3));
+    cJSON_AddStringToObject(d, "Description", (const char *)sqlite3_column_text(s, 4));
+    cJSON_AddStringToObject(d, "Type", (const char *)sqlite3_column_text(s, 5));
+    cJSON_AddNumberToObject(d, "Sensitivity", (double)sqlite3_column_int64(s, 6));
+    return d;
+}
+
+cJSON *store_directory_json(struct store *st, const char *id)
+{
+    cJSON *d = NULL;
+    if (store_run(st, ST_DIR_GET, "s", id) == SQLITE_ROW) {
+        d = directory_row(st->stmts[ST_DIR_GET]);
+    }
+    sqlite3_reset(st->stmts[ST_DIR_GET]);
+    return d;
+}
+
+static cJSON *collection_subset_row(sqlite3_stmt *s)
+{
+    cJSON *c = cJSON_CreateObject();
+    cJSON_AddStringToObject(c, "Id", (const char *)sqlite3_column_text(s, 0));
+    add_time(c, "Created", sqlite3_column_int64(s, 1));
+    cJSON_AddStringToObject(c, "Directory", (const char *)sqlite3_column_text(s, 2));
+    cJSON_AddStringToObject(c, "Name", (const char *)sqlite3_column_text(s, 3));
+    cJSON_AddStringToObject(c, "Description", (const char *)sqlite3_column_text(s, 4));
+    cJSON_AddNumberToObject(c, "Sensitivity", (double)sqlite3_column_int64(s, 5));
+    if (sqlite3_column_type(s, 6) == SQLITE_NULL) {
+        cJSON_AddNullToObject(c, "Rating");
+    } else {
+        cJSON_AddNumberToObject(c, "Rating", (double)sqlite3_column_int64(s, 6));
+    }
+    cJSON_AddStringToObject(c, "Head", (const char *)sqlite3_column_text(s, 7));
+    return c;
+}
+
+cJSON *store_directory_view(struct store *st, const char *id)
+{
+    cJSON *view, *dir, *parents, *subs, *colls;
+    char cur[128];
+    unsigned depth;
+    sqlite3_stmt *s;
+
+    dir = store_directory_json(st, id);
+    if (dir == NULL) {
+        return NULL;
+    }
+    view = cJSON_CreateObject();
+    cJSON_AddItemToObject(view, "Directory", dir);
+
+    /* Parents, root first: walk up, then insert each at the front. */
+    parents = cJSON_AddArrayToObject(view, "Parents");
+    snprintf(cur, sizeof cur, "%s", cJSON_GetObjectItem(dir, "Parent")->valuestring);
+    for (depth = 0; cur[0] != '\0' && depth < 100000; depth++) {
+        cJSON *p = store_directory_json(st, cur);
+        if (p == NULL) {
+            break;
+        }
+        snprintf(cur, sizeof cur, "%s", cJSON_GetObjectItem(p, "Parent")->valuestring);
+        cJSON_InsertItemInArray(parents, 0, p);
+    }
+
+    subs = cJSON_AddArrayToObject(view, "SubDirectories");
+    s = store_stmt(st, ST_DIR_CHILDREN);
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        cJSON_AddItemToArray(subs, directory_row(s));
+    }
+    sqlite3_reset(s);
+
+    colls = cJSON_AddArrayToObject(view, "Collections");
+    s = store_stmt(st, ST_COLL_IN_DIR);
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        cJSON_AddItemToArray(colls, collection_subset_row(s));
+    }
+    sqlite3_reset(s);
+    return view;
+}
+
+cJSON *store_collection_json(struct store *st, const char *id)
+{
+    cJSON *c = NULL, *tags, *changesets, *files;
+    sqlite3_stmt *s;
+
+    if (store_run(st, ST_COLL_GET, "s", id) == SQLITE_ROW) {
+        c = collection_subset_row(st->stmts[ST_COLL_GET]);
+    }
+    sqlite3_reset(st->stmts[ST_COLL_GET]);
+    if (c == NULL) {
+        return NULL;
+    }
+    tags = cJSON_AddArrayToObject(c, "Tags");
+    s = store_stmt(st, ST_TAG_LIST);
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        cJSON_AddItemToArray(tags, cJSON_CreateString((const char *)sqlite3_column_text(s, 0)));
+    }
+    sqlite3_reset(s);
+
+    changesets = cJSON_AddArrayToObject(c, "Changesets");
+    s = store_stmt(st, ST_CS_LIST);
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        cJSON *cs = cJSON_CreateObject();
+        cJSON_AddStringToObject(cs, "Id", (const char *)sqlite3_column_text(s, 0));
+        cJSON_AddStringToObject(cs, "Parent", (const char *)sqlite3_column_text(s, 1));
+        cJSON_AddStringToObject(cs, "Created", (const char *)sqlite3_column_text(s, 2));
+        cJSON_AddItemToArray(changesets, cs);
+    }
+    sqlite3_reset(s);
+
+    files = cJSON_AddArrayToObject(c, "Files");
+    s = store_stmt(st, ST_FILE_LIST);
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        cJSON *f = cJSON_CreateObject();
+        cJSON *refs = cJSON_Parse((const char *)sqlite3_column_text(s, 5));
+        cJSON_AddStringToObject(f, "Path", (const char *)sqlite3_column_text(s, 0));
+        cJSON_AddStringToObject(f, "Sha256", (const char *)sqlite3_column_text(s, 1));
+        cJSON_AddStringToObject(f, "Created", (const char *)sqlite3_column_text(s, 2));
+        cJSON_AddStringToObject(f, "Modified", (const char *)sqlite3_column_text(s, 3));
+        cJSON_AddNumberToObject(f, "Size", (double)sqlite3_column_int64(s, 4));
+        cJSON_AddItemToObject(f, "BlobRefs", refs != NULL ? refs : cJSON_CreateArray());
+        cJSON_AddItemToArray(files, f);
+    }
+    sqlite3_reset(s);
+    return c;
+}
+
+int store_events_page(struct store *st, uint64_t after, unsigned limit,
+                      const struct type_filter *types, struct buf *out)
+{
+    sqlite3_stmt *s = store_stmt(st, ST_EVENT_PAGE);
+    int n = 0;
+    int first = 1;
+
+    /* With a filter, rows that do not match are skipped, so read unbounded
+     * and stop once @limit have matched. */
+    sqlite3_bind_int64(s, 1, (int64_t)after);
+    sqlite3_bind_int64(s, 2, types != NULL && types->n > 0 ? -1 : (int64_t)limit);
+    buf_append(out, "[", 1);
+    while ((unsigned)n < limit && sqlite3_step(s) == SQLITE_ROW) {
+        const char *type = (const char *)sqlite3_column_text(s, 1);
+        if (types != NULL && !type_filter_match(types, type)) {
+            continue;
+        }
+        if (!first) {
+            buf_append(out, ",", 1);
+        }
+        first = 0;
+        buf_append(out, sqlite3_column_text(s, 2), (size_t)sqlite3_column_bytes(s, 2));
+        n++;
+    }
+    sqlite3_reset(s);
+    buf_append(out, "]", 1);
+    return n;
+}
+
+int store_apikey_valid(struct store *st, const uint8_t token_hash[32])
+{
+    int ok = store_run(st, ST_KEY_BY_HASH, "b", token_hash, 32) == SQLITE_ROW;
+    sqlite3_reset(st->stmts[ST_KEY_BY_HASH]);
+    return ok;
+}
+
+int type_filter_parse(struct type_filter *f, const char *list)
+{
+    const char *p = list;
+    f->n = 0;
+    while (*p != '\0') {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (len > 0) {
+            if (f->n == TYPE_FILTER_MAX || len >= sizeof f->prefixes[0]) {
+                return -1;
+            }
+            memcpy(f->prefixes[f->n], p, len);
+            f->prefixes[f->n][len] = '\0';
+            f->n++;
+        }
+        p += len;
+        if (*p == ',') {
+            p++;
+        }
+    }
+    return 0;
+}
+
+int type_filter_match(const struct type_filter *f, const char *type)
+{
+    unsigned i;
+    if (f->n == 0) {
+        return 1;
+    }
+    for (i = 0; i < f->n; i++) {
+        if (strncmp(type, f->prefixes[i], strlen(f->prefixes[i])) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,144 @@
+/* The SQLite read model: schema, prepared statements, and the queries that
+ * the domain (writes, inside apply) and the REST API (reads) need.
+ *
+ * One connection, used only from the loop thread. Statements are prepared
+ * once at open. Every write happens inside store_begin/store_commit, which
+ * the FSM brackets around one log entry. */
+#ifndef VARASTO_STORE_H
+#define VARASTO_STORE_H
+
+#include <cjson/cJSON.h>
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Prepared statements, by purpose. */
+enum store_stmt {
+    ST_BEGIN,
+    ST_COMMIT,
+    ST_ROLLBACK,
+    ST_SAVEPOINT,
+    ST_RELEASE,
+    ST_ROLLBACK_TO,
+    ST_META_GET,
+    ST_META_SET,
+    ST_DIR_GET,
+    ST_DIR_INSERT,
+    ST_DIR_NAME_TAKEN,
+    ST_DIR_SET_NAME,
+    ST_DIR_SET_DESCRIPTION,
+    ST_DIR_SET_TYPE,
+    ST_DIR_SET_SENSITIVITY,
+    ST_DIR_SET_PARENT,
+    ST_DIR_DELETE,
+    ST_DIR_CHILDREN,
+    ST_DIR_HAS_CHILD,
+    ST_DIR_HAS_COLLECTION,
+    ST_COLL_GET,
+    ST_COLL_INSERT,
+    ST_COLL_SET_NAME,
+    ST_COLL_SET_DESCRIPTION,
+    ST_COLL_SET_DIRECTORY,
+    ST_COLL_SET_RATING,
+    ST_COLL_SET_SENSITIVITY,
+    ST_COLL_SET_HEAD,
+    ST_COLL_DELETE,
+    ST_COLL_IN_DIR,
+    ST_TAG_ADD,
+    ST_TAG_REMOVE,
+    ST_TAG_LIST,
+    ST_TAG_DELETE_ALL,
+    ST_CS_INSERT,
+    ST_CS_EXISTS,
+    ST_CS_LIST,
+    ST_CS_DELETE_ALL,
+    ST_FILE_EXISTS,
+    ST_FILE_UPSERT,
+    ST_FILE_DELETE,
+    ST_FILE_LIST,
+    ST_FILE_DELETE_ALL,
+    ST_KEY_INSERT,
+    ST_KEY_EXISTS,
+    ST_KEY_DELETE,
+    ST_KEY_BY_HASH,
+    ST_EVENT_INSERT,
+    ST_EVENT_PAGE,
+    ST_IDEM_GET,
+    ST_IDEM_PUT,
+    ST_IDEM_PRUNE,
+    ST__COUNT
+};
+
+struct store {
+    sqlite3 *db;
+    sqlite3_stmt *stmts[ST__COUNT];
+    char path[1024];
+    char errmsg[256];
+};
+
+/* Open (creating if needed) the database at @path and prepare statements.
+ * Returns 0, or -1 with st->errmsg set. */
+int store_open(struct store *st, const char *path);
+
+/* Finalize statements and close the connection. */
+void store_close(struct store *st);
+
+/* Statement @id, reset and with bindings cleared, ready to bind. */
+sqlite3_stmt *store_stmt(struct store *st, enum store_stmt id);
+
+/* Bind values by a format string to statement @id and step it once.
+ * Formats: 's' const char *, 'i' int64_t, 'b' blob (const void *, int len),
+ * 'n' NULL. Returns the sqlite step result (SQLITE_ROW or SQLITE_DONE), or an
+ * error code. The statement stays positioned on the row for reading. */
+int store_run(struct store *st, enum store_stmt id, const char *fmt, ...);
+
+/* Transaction control; return 0 or -1. */
+int store_begin(struct store *st);
+int store_commit(struct store *st);
+void store_rollback(struct store *st);
+int store_savepoint(struct store *st);
+void store_rollback_to_savepoint(struct store *st);
+int store_release_savepoint(struct store *st);
+
+/* meta: applied raft index and last event sequence number. */
+uint64_t store_meta_get(struct store *st, const char *key);
+int store_meta_set(struct store *st, const char *key, uint64_t value);
+
+/* Serialize the whole database into a new malloc'ed buffer. */
+int store_serialize(struct store *st, unsigned char **data, size_t *size);
+
+/* Replace the database file with @data (a store_serialize image) and reopen.
+ * Returns 0 or -1 with st->errmsg set. */
+int store_replace(struct store *st, const unsigned char *data, size_t size);
+
+/* ---- reads for the REST API (new cJSON objects, or NULL if not found) ---- */
+
+cJSON *store_directory_json(struct store *st, const char *id);
+/* The GET /api_v2/directories/{id} document. */
+cJSON *store_directory_view(struct store *st, const char *id);
+cJSON *store_collection_json(struct store *st, const char *id);
+
+/* Append events with seq > @after (at most @limit, matching @types when
+ * non-NULL) to @out as a JSON array body "[...]". Returns the number. */
+struct buf;
+struct type_filter;
+int store_events_page(struct store *st, uint64_t after, unsigned limit,
+                      const struct type_filter *types, struct buf *out);
+
+/* Whether @token_hash (32 bytes) is an API key's hash. */
+int store_apikey_valid(struct store *st, const uint8_t token_hash[32]);
+
+/* ---- type prefix filters (?types=P,Q) ---- */
+
+#define TYPE_FILTER_MAX 16
+struct type_filter {
+    unsigned n;
+    char prefixes[TYPE_FILTER_MAX][64];
+};
+
+/* Parse a comma-separated list; returns 0 or -1 (too many or too long). */
+int type_filter_parse(struct type_filter *f, const char *list);
+/* True when @f is empty or @type starts with one of its prefixes. */
+int type_filter_match(const struct type_filter *f, const char *type);
+
+#endif

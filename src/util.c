@@ -1,0 +1,159 @@
+#include "util.h"
+
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+int64_t util_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+uint64_t util_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void util_format_time(int64_t ms, char *out, size_t size)
+{
+    time_t secs = (time_t)(ms / 1000);
+    int millis = (int)(ms % 1000);
+    struct tm tm;
+    char date[24];
+
+    if (millis < 0) {
+        millis += 1000;
+        secs -= 1;
+    }
+    gmtime_r(&secs, &tm);
+    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, size, "%s.%03dZ", date, millis);
+}
+
+void util_random_id(char *out, size_t len)
+{
+    static const char alphabet[] =
+        "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    uint8_t raw[64];
+    size_t i;
+
+    if (len > sizeof raw) {
+        len = sizeof raw;
+    }
+    if (getrandom(raw, len, 0) != (ssize_t)len) {
+        /* getrandom on Linux does not fail for small requests once the pool
+         * is initialised; fall back to something unique enough. */
+        for (i = 0; i < len; i++) {
+            raw[i] = (uint8_t)rand();
+        }
+    }
+    for (i = 0; i < len; i++) {
+        out[i] = alphabet[raw[i] % 62];
+    }
+    out[len] = '\0';
+}
+
+void util_sha256(const void *data, size_t len, uint8_t digest[32])
+{
+    SHA256(data, len, digest);
+}
+
+void util_hex(const uint8_t *data, size_t len, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    size_t i;
+    for (i = 0; i < len; i++) {
+        out[2 * i] = digits[data[i] >> 4];
+        out[2 * i + 1] = digits[data[i] & 15];
+    }
+    out[2 * len] = '\0';
+}
+
+int util_secure_streq(const char *a, const char *b)
+{
+    size_t la = strlen(a);
+    size_t lb = strlen(b);
+    if (la != lb) {
+        return 0;
+    }
+    return CRYPTO_memcmp(a, b, la) == 0;
+}
+
+void buf_init(struct buf *b)
+{
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+}
+
+void buf_free(struct buf *b)
+{
+    free(b->data);
+    buf_init(b);
+}
+
+static int buf_reserve(struct buf *b, size_t extra)
+{
+    size_t cap;
+    char *p;
+
+    if (b->len + extra + 1 <= b->cap) {
+        return 0;
+    }
+    cap = b->cap ? b->cap : 256;
+    while (cap < b->len + extra + 1) {
+        cap *= 2;
+    }
+    p = realloc(b->data, cap);
+    if (p == NULL) {
+        return -1;
+    }
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
+int buf_append(struct buf *b, const void *data, size_t len)
+{
+    if (buf_reserve(b, len) != 0) {
+        return -1;
+    }
+    memcpy(b->data + b->len, data, len);
+    b->len += len;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+int buf_appendf(struct buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0 || buf_reserve(b, (size_t)n) != 0) {
+        return -1;
+    }
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+    return 0;
+}
+
+char *buf_steal(struct buf *b)
+{
+    char *data = b->data;
+    buf_init(b);
+    return data;
+}

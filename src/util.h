@@ -1,0 +1,46 @@
+/* Small helpers shared by several modules: time, ids, hashing, buffers. */
+#ifndef VARASTO_UTIL_H
+#define VARASTO_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Wall-clock milliseconds since the epoch (only the accepting node reads the
+ * clock; apply uses the time carried in the log entry). */
+int64_t util_now_ms(void);
+
+/* Monotonic milliseconds, for timeouts. */
+uint64_t util_mono_ms(void);
+
+/* Format @ms as RFC 3339 UTC with milliseconds into @out (at least 32 bytes). */
+void util_format_time(int64_t ms, char *out, size_t size);
+
+/* Fill @out with @len random characters from [0-9A-Za-z] and a NUL. */
+void util_random_id(char *out, size_t len);
+
+/* SHA-256 of @data into @digest (32 bytes). */
+void util_sha256(const void *data, size_t len, uint8_t digest[32]);
+
+/* Lower-case hex of @len bytes into @out (2 * len + 1 bytes). */
+void util_hex(const uint8_t *data, size_t len, char *out);
+
+/* Constant-time comparison of two NUL-terminated strings. */
+int util_secure_streq(const char *a, const char *b);
+
+/* A growable byte buffer. */
+struct buf {
+    char *data;
+    size_t len;
+    size_t cap;
+};
+
+void buf_init(struct buf *b);
+void buf_free(struct buf *b);
+/* Append; returns 0 or -1 when out of memory. */
+int buf_append(struct buf *b, const void *data, size_t len);
+int buf_appendf(struct buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Give up ownership of the data to the caller; the buffer becomes empty. */
+char *buf_steal(struct buf *b);
+
+#endif
