@@ -1,0 +1,161 @@
+/* The generic JSON <-> protobuf codec: what requests may and may not carry. */
+#include <stdlib.h>
+
+#include "codec.h"
+#include "commands.pb-c.h"
+#include "testlib.h"
+
+static int decode(const ProtobufCMessageDescriptor *d, const char *text, ProtobufCMessage **m,
+                  struct codec_error *err)
+{
+    cJSON *json = cJSON_Parse(text);
+    int rv;
+    if (json == NULL) {
+        fprintf(stderr, "bad test JSON: %s\n", text);
+        exit(2);
+    }
+    rv = codec_decode(d, json, m, err);
+    cJSON_Delete(json);
+    return rv;
+}
+
+static void expect_error(const ProtobufCMessageDescriptor *d, const char *text,
+                         const char *fragment)
+{
+    ProtobufCMessage *m = NULL;
+    struct codec_error err;
+    CHECK_INT(decode(d, text, &m, &err), -1);
+    CHECK(m == NULL);
+    CHECK_CONTAINS(err.message, fragment);
+}
+
+static void test_decode_valid(void)
+{
+    ProtobufCMessage *m;
+    struct codec_error err;
+    Varasto__DirectoryChangeSensitivity *c;
+    CHECK_INT(decode(&varasto__directory_change_sensitivity__descriptor,
+                     "{\"Id\":\"abc\",\"Sensitivity\":2}", &m, &err),
+              0);
+    c = (void *)m;
+    CHECK_STR(c->id, "abc");
+    CHECK_INT(c->sensitivity, 2);
+    protobuf_c_message_free_unpacked(m, NULL);
+}
+
+static void test_rejects_unknown_field(void)
+{
+    expect_error(&varasto__directory_rename__descriptor,
+                 "{\"Id\":\"a\",\"Name\":\"b\",\"Extra\":1}", "'Extra': unknown field");
+}
+
+static void test_rejects_missing_required(void)
+{
+    expect_error(&varasto__directory_rename__descriptor, "{\"Id\":\"a\"}", "'Name': is required");
+}
+
+static void test_rejects_wrong_types(void)
+{
+    expect_error(&varasto__directory_rename__descriptor, "{\"Id\":\"a\",\"Name\":5}",
+                 "'Name': expected a string");
+    expect_error(&varasto__collection_rate__descriptor, "{\"Collection\":\"a\",\"Rating\":\"5\"}",
+                 "'Rating': expected an integer");
+    expect_error(&varasto__collection_rate__descriptor, "{\"Collection\":\"a\",\"Rating\":2.5}",
+                 "'Rating': expected an integer");
+    expect_error(&varasto__collection_rate__descriptor,
+                 "{\"Collection\":\"a\",\"Rating\":3000000000}", "'Rating': integer out of range");
+    expect_error(&varasto__collection_move__descriptor,
+                 "{\"Collections\":\"a\",\"Directory\":\"d\"}", "'Collections': expected a list");
+    expect_error(&varasto__collection_move__descriptor,
+                 "{\"Collections\":[\"a\",7],\"Directory\":\"d\"}", "'Collections[1]'");
+}
+
+static void test_rejects_duplicate_key(void)
+{
+    expect_error(&varasto__directory_rename__descriptor,
+                 "{\"Id\":\"a\",\"Name\":\"b\",\"Name\":\"c\"}", "'Name': given twice");
+}
+
+static void test_rejects_long_strings(void)
+{
+    char body[1024];
+    char name[300];
+    memset(name, 'x', 256);
+    name[256] = '\0';
+    snprintf(body, sizeof body, "{\"Id\":\"a\",\"Name\":\"%s\"}", name);
+    expect_error(&varasto__directory_rename__descriptor, body, "'Name': longer than 255");
+    name[255] = '\0';
+    snprintf(body, sizeof body, "{\"Id\":\"a\",\"Name\":\"%s\"}", name);
+    {
+        ProtobufCMessage *m;
+        struct codec_error err;
+        CHECK_INT(decode(&varasto__directory_rename__descriptor, body, &m, &err), 0);
+        protobuf_c_message_free_unpacked(m, NULL);
+    }
+}
+
+static void test_nested_errors_name_the_path(void)
+{
+    expect_error(&varasto__collection_commit_changeset__descriptor,
+                 "{\"Collection\":\"c\",\"ID\":\"x\",\"Parent\":\"\",\"Created\":\"t\","
+                 "\"FilesCreated\":[{\"Path\":\"a\",\"Sha256\":\"s\",\"Created\":\"t\","
+                 "\"Modified\":\"t\",\"Size\":1},{\"Path\":\"b\"}]}",
+                 "'FilesCreated[1].Sha256': is required");
+    expect_error(&varasto__collection_commit_changeset__descriptor,
+                 "{\"Collection\":\"c\",\"ID\":\"x\",\"Parent\":\"\",\"Created\":\"t\","
+                 "\"FilesCreated\":[{\"Path\":\"a\",\"Sha256\":\"s\",\"Created\":\"t\","
+                 "\"Modified\":\"t\",\"Size\":1,\"Bogus\":true}]}",
+                 "'FilesCreated[0].Bogus': unknown field");
+}
+
+static void test_round_trip(void)
+{
+    const char *text =
+        "{\"Collection\":\"c\",\"ID\":\"x\",\"Parent\":\"\",\"Created\":\"t\","
+        "\"FilesCreated\":[{\"Path\":\"a\",\"Sha256\":\"s\",\"Created\":\"t\",\"Modified\":\"u\","
+        "\"Size\":12,\"BlobRefs\":[\"r1\",\"r2\"]}],\"FilesUpdated\":[],\"FilesDeleted\":[\"z\"]}";
+    ProtobufCMessage *m;
+    struct codec_error err;
+    cJSON *out;
+    char *printed;
+    CHECK_INT(decode(&varasto__collection_commit_changeset__descriptor, text, &m, &err), 0);
+    out = codec_encode(m);
+    printed = cJSON_PrintUnformatted(out);
+    CHECK_STR(printed, text);
+    free(printed);
+    cJSON_Delete(out);
+    protobuf_c_message_free_unpacked(m, NULL);
+}
+
+static void test_empty_lists_encode_as_arrays(void)
+{
+    Varasto__CollectionMove mv = VARASTO__COLLECTION_MOVE__INIT;
+    cJSON *out;
+    char *printed;
+    mv.directory = "d";
+    out = codec_encode(&mv.base);
+    printed = cJSON_PrintUnformatted(out);
+    CHECK_STR(printed, "{\"Collections\":[],\"Directory\":\"d\"}");
+    free(printed);
+    cJSON_Delete(out);
+}
+
+static void test_rejects_non_object(void)
+{
+    expect_error(&varasto__directory_rename__descriptor, "[1,2]", "expected a JSON object");
+}
+
+int main(void)
+{
+    RUN(test_decode_valid);
+    RUN(test_rejects_unknown_field);
+    RUN(test_rejects_missing_required);
+    RUN(test_rejects_wrong_types);
+    RUN(test_rejects_duplicate_key);
+    RUN(test_rejects_long_strings);
+    RUN(test_nested_errors_name_the_path);
+    RUN(test_round_trip);
+    RUN(test_empty_lists_encode_as_arrays);
+    RUN(test_rejects_non_object);
+    return test_report("codec");
+}

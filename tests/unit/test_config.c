@@ -1,0 +1,111 @@
+/* Flags, config files and their errors (SPEC §1.1). */
+#include <stdio.h>
+
+#include "config.h"
+#include "testlib.h"
+
+static int parse(struct config *c, char *err, int argc, char **argv)
+{
+    config_defaults(c);
+    return config_parse(c, argc, argv, err, 256);
+}
+
+static void test_defaults(void)
+{
+    struct config c;
+    char err[256];
+    char *argv[] = {"varastod"};
+    CHECK_INT(parse(&c, err, 1, argv), 0);
+    CHECK_INT(c.id, 1);
+    CHECK_STR(c.data_dir, "./varasto-data");
+    CHECK_STR(c.raft, "127.0.0.1:7066");
+    CHECK_STR(c.http, "127.0.0.1:8066");
+    CHECK_INT(c.n_members, 0);
+    CHECK_INT(c.retain_events, 0);
+}
+
+static void test_flags(void)
+{
+    struct config c;
+    char err[256];
+    char *argv[] = {"varastod", "--id", "2", "--http=127.0.0.1:9000", "--cluster",
+                    "1=127.0.0.1:7001,2=127.0.0.1:7002", "--retain-events", "1000"};
+    CHECK_INT(parse(&c, err, 8, argv), 0);
+    CHECK_INT(c.id, 2);
+    CHECK_STR(c.http, "127.0.0.1:9000");
+    CHECK_INT(c.n_members, 2);
+    CHECK_STR(c.members[1].raft, "127.0.0.1:7002");
+    /* the cluster list names this node's raft address */
+    CHECK_STR(c.raft, "127.0.0.1:7002");
+    CHECK_INT(c.retain_events, 1000);
+}
+
+static void test_bad_flags(void)
+{
+    struct config c;
+    char err[256];
+    char *a1[] = {"varastod", "--id", "0"};
+    char *a2[] = {"varastod", "--http", "nope"};
+    char *a3[] = {"varastod", "--cluster", "1=127.0.0.1:7001,x"};
+    char *a4[] = {"varastod", "--id", "3", "--cluster", "1=127.0.0.1:7001,2=127.0.0.1:7002"};
+    char *a5[] = {"varastod", "--bogus", "1"};
+    char *a6[] = {"varastod", "--id"};
+    char *a7[] = {"varastod", "--cluster", "1=127.0.0.1:7001,1=127.0.0.1:7002"};
+    char *a8[] = {"varastod", "--raft", "127.0.0.1:99999"};
+    CHECK_INT(parse(&c, err, 3, a1), -1);
+    CHECK_CONTAINS(err, "--id");
+    CHECK_INT(parse(&c, err, 3, a2), -1);
+    CHECK_CONTAINS(err, "HOST:PORT");
+    CHECK_INT(parse(&c, err, 3, a3), -1);
+    CHECK_CONTAINS(err, "--cluster");
+    CHECK_INT(parse(&c, err, 5, a4), -1);
+    CHECK_CONTAINS(err, "not in --cluster");
+    CHECK_INT(parse(&c, err, 3, a5), -1);
+    CHECK_CONTAINS(err, "unknown option --bogus");
+    CHECK_INT(parse(&c, err, 2, a6), -1);
+    CHECK_CONTAINS(err, "needs a value");
+    CHECK_INT(parse(&c, err, 3, a7), -1);
+    CHECK_CONTAINS(err, "twice");
+    CHECK_INT(parse(&c, err, 3, a8), -1);
+}
+
+static void test_config_file_and_override(void)
+{
+    struct config c;
+    char err[256];
+    char path[128];
+    FILE *f;
+    snprintf(path, sizeof path, "%s/node.conf", test_tmpdir());
+    f = fopen(path, "w");
+    fprintf(f, "# a node\nid = 7\nhttp = 127.0.0.1:9100\n\ndata-dir = /tmp/x\n");
+    fclose(f);
+    {
+        char *argv[] = {"varastod", "--config", path, "--http", "127.0.0.1:9200"};
+        CHECK_INT(parse(&c, err, 5, argv), 0);
+        CHECK_INT(c.id, 7);
+        CHECK_STR(c.data_dir, "/tmp/x");
+        CHECK_STR(c.http, "127.0.0.1:9200"); /* the flag wins */
+    }
+    f = fopen(path, "w");
+    fprintf(f, "id = 7\nwhat = 1\n");
+    fclose(f);
+    {
+        char *argv[] = {"varastod", "--config", path};
+        CHECK_INT(parse(&c, err, 3, argv), -1);
+        CHECK_CONTAINS(err, ":2: unknown option --what");
+    }
+    {
+        char *argv[] = {"varastod", "--config", "/nonexistent/file.conf"};
+        CHECK_INT(parse(&c, err, 3, argv), -1);
+        CHECK_CONTAINS(err, "cannot open");
+    }
+}
+
+int main(void)
+{
+    RUN(test_defaults);
+    RUN(test_flags);
+    RUN(test_bad_flags);
+    RUN(test_config_file_and_override);
+    return test_report("config");
+}

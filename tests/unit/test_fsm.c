@@ -1,0 +1,183 @@
+/* The FSM: one transaction per entry with its index, idempotency, restart
+ * without double apply, snapshot and restore. */
+#include <stdlib.h>
+
+#include "apply.h"
+#include "entry.h"
+#include "testlib.h"
+
+static void test_index_recorded_and_not_reapplied(void)
+{
+    struct harness h;
+    struct raft_buffer buf;
+    harness_open(&h);
+    CHECK_INT(harness_apply(&h, "directory.Create", "{\"Parent\":\"root\",\"Name\":\"a\"}", "d1",
+                            NULL), 200);
+    CHECK_INT(h.fsm.applied_index, 1);
+    CHECK_INT(harness_scalar(&h, "SELECT v FROM meta WHERE k='applied_index'"), 1);
+    /* restart: the database remembers index and seq */
+    harness_reopen(&h);
+    CHECK_INT(h.fsm.applied_index, 1);
+    CHECK_INT(h.fsm.last_seq, 1);
+    /* raft replays index 1 after a restart: skipped, no second directory */
+    buf.base = NULL;
+    buf.len = 0;
+    CHECK_INT(fsm_apply_entry(&h.fsm, &buf, 1), 0);
+    CHECK_INT(h.fsm.result.status, 0);
+    CHECK_INT(harness_scalar(&h, "SELECT COUNT(*) FROM events"), 1);
+    harness_close(&h);
+}
+
+static void test_malformed_entry_is_rejected_not_fatal(void)
+{
+    struct harness h;
+    struct raft_buffer buf;
+    char junk[16] = "not an entry!!!";
+    harness_open(&h);
+    buf.base = junk;
+    buf.len = sizeof junk;
+    CHECK_INT(fsm_apply_entry(&h.fsm, &buf, 1), 0);
+    CHECK_INT(h.fsm.result.status, 400);
+    CHECK_INT(h.fsm.applied_index, 1);
+    harness_close(&h);
+}
+
+static void test_idempotency(void)
+{
+    struct harness h;
+    char first[256];
+    harness_open(&h);
+    CHECK_INT(harness_apply(&h, "directory.Create", "{\"Parent\":\"root\",\"Name\":\"a\"}", "d1",
+                            "key-1"), 200);
+    snprintf(first, sizeof first, "%s", h.fsm.result.body.data);
+    CHECK_INT(h.fsm.result.replayed, 0);
+    /* the same key and body (a retry, with a different generated id): replay */
+    CHECK_INT(harness_apply(&h, "directory.Create", "{\"Parent\":\"root\",\"Name\":\"a\"}", "d2",
+                            "key-1"), 200);
+    CHECK_INT(h.fsm.result.replayed, 1);
+    CHECK_STR(h.fsm.result.body.data, first);
+    CHECK_INT(harness_scalar(&h, "SELECT COUNT(*) FROM directories"), 2);
+    CHECK_INT(harness_scalar(&h, "SELECT COUNT(*) FROM events"), 1);
+    /* the same key with another body: 422 */
+    CHECK_INT(harness_apply(&h, "directory.Create", "{\"Parent\":\"root\",\"Name\":\"b\"}", "d3",
+                            "key-1"), 422);
+    CHECK_CONTAINS(h.fsm.result.body.data, "idempotency_mismatch");
+    /* survives a restart */
+    harness_reopen(&h);
+    h.index = h.fsm.applied_index;
+    CHECK_INT(harness_apply(&h, "directory.Create", "{\"Parent\":\"root\",\"Name\":\"a\"}", "d4",
+                            "key-1"), 200);
+    CHECK_INT(h.fsm.result.replayed, 1);
+    CHECK_STR(h.fsm.result.body.data, first);
+    /* a rejected command's outcome is replayed too */
+    CHECK_INT(harness_apply(&h, "directory.Delete", "{\"Id\":\"root\"}", NULL, "key-2"), 409);
+    CHECK_INT(harness_apply(&h, "directory.Delete", "{\"Id\":\"root\"}", NULL, "key-2"), 409);
+    CHECK_INT(h.fsm.result.replayed, 1);
+    harness_close(&h);
+}
+
+static void test_idempotency_pruned_by_log_time(void)
+{
+    struct harness h;
+    int i;
+    harness_open(&h);
+    h.fsm.idempotency_keep = 2;
+    h.fsm.idempotency_keep_ms = 1000;
+    CHECK_INT(harness_apply(&h, "directory.Create", "{\"Parent\":\"root\",\"Name\":\"old\"}",
+                            "d0", "old-key"), 200);
+    h.time_ms += 5000;
+    /* prune runs every 1024 entries, judged by entry time and count */
+    for (i = 0; i < 1100; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "k%d", i);
+        harness_apply(&h, "directory.ChangeDescription", "{\"Id\":\"root\",\"Description\":\"x\"}",
+                      NULL, key);
+    }
+    CHECK_INT(harness_scalar(&h, "SELECT COUNT(*) FROM idempotency WHERE key='old-key'"), 0);
+    /* recent keys (within keep_ms) are kept */
+    CHECK(harness_scalar(&h, "SELECT COUNT(*) FROM idempotency") > 1000);
+    harness_close(&h);
+}
+
+static void test_snapshot_restore(void)
+{
+    struct harness a, b;
+    struct raft_buffer *bufs = NULL;
+    unsigned n = 0;
+    struct raft_buffer copy;
+    int i;
+
+    harness_open(&a);
+    for (i = 0; i < 50; i++) {
+        char json[96], id[16];
+        snprintf(json, sizeof json, "{\"Parent\":\"root\",\"Name\":\"n%d\"}", i);
+        snprintf(id, sizeof id, "d%d", i);
+        CHECK_INT(harness_apply(&a, "directory.Create", json, id, i % 2 ? "k" : NULL) > 0, 1);
+    }
+    CHECK_INT(a.fsm.raft_fsm.snapshot(&a.fsm.raft_fsm, &bufs, &n), 0);
+    CHECK_INT(n, 1);
+
+    /* restore into another node's empty database */
+    harness_open(&b);
+    copy.len = bufs[0].len;
+    copy.base = raft_malloc(copy.len);
+    memcpy(copy.base, bufs[0].base, copy.len);
+    CHECK_INT(a.fsm.raft_fsm.snapshot_finalize(&a.fsm.raft_fsm, &bufs, &n), 0);
+    CHECK_INT(b.fsm.raft_fsm.restore(&b.fsm.raft_fsm, &copy), 0);
+    CHECK_INT(b.fsm.applied_index, a.fsm.applied_index);
+    CHECK_INT(b.fsm.last_seq, a.fsm.last_seq);
+    CHECK_INT(harness_scalar(&b, "SELECT COUNT(*) FROM directories"),
+              harness_scalar(&a, "SELECT COUNT(*) FROM directories"));
+    CHECK_INT(harness_scalar(&b, "SELECT COUNT(*) FROM idempotency"), 1);
+    /* the restored database is back in WAL mode */
+    CHECK_INT(harness_scalar(&b, "SELECT journal_mode = 'wal' FROM pragma_journal_mode"), 1);
+
+    /* the restored node keeps applying after the snapshot */
+    b.index = b.fsm.applied_index;
+    CHECK_INT(harness_apply(&b, "directory.Create", "{\"Parent\":\"root\",\"Name\":\"after\"}",
+                            "dz", NULL), 200);
+    CHECK_INT(b.fsm.last_seq, a.fsm.last_seq + 1);
+
+    /* and after a restart it is still there, with no double apply */
+    harness_reopen(&b);
+    CHECK_INT(b.fsm.applied_index, a.fsm.applied_index + 1);
+    CHECK_INT(harness_scalar(&b, "SELECT COUNT(*) FROM directories WHERE name='after'"), 1);
+
+    /* a snapshot older than the database is not restored over it (restart) */
+    CHECK_INT(b.fsm.raft_fsm.snapshot(&b.fsm.raft_fsm, &bufs, &n), 0);
+    copy.len = bufs[0].len;
+    copy.base = raft_malloc(copy.len);
+    memcpy(copy.base, bufs[0].base, copy.len);
+    b.fsm.raft_fsm.snapshot_finalize(&b.fsm.raft_fsm, &bufs, &n);
+    b.index = b.fsm.applied_index;
+    CHECK_INT(harness_apply(&b, "directory.Create", "{\"Parent\":\"root\",\"Name\":\"later\"}",
+                            "dy", NULL), 200);
+    CHECK_INT(b.fsm.raft_fsm.restore(&b.fsm.raft_fsm, &copy), 0);
+    CHECK_INT(harness_scalar(&b, "SELECT COUNT(*) FROM directories WHERE name='later'"), 1);
+
+    harness_close(&a);
+    harness_close(&b);
+}
+
+static void test_restore_rejects_foreign_bytes(void)
+{
+    struct harness h;
+    struct raft_buffer buf;
+    harness_open(&h);
+    buf.len = 64;
+    buf.base = raft_calloc(1, 64);
+    CHECK(h.fsm.raft_fsm.restore(&h.fsm.raft_fsm, &buf) != 0);
+    raft_free(buf.base);
+    harness_close(&h);
+}
+
+int main(void)
+{
+    RUN(test_index_recorded_and_not_reapplied);
+    RUN(test_malformed_entry_is_rejected_not_fatal);
+    RUN(test_idempotency);
+    RUN(test_idempotency_pruned_by_log_time);
+    RUN(test_snapshot_restore);
+    RUN(test_restore_rejects_foreign_bytes);
+    return test_report("fsm");
+}
