@@ -1,0 +1,243 @@
+"""Start real varastod processes on loopback and talk HTTP to them.
+
+Python 3 standard library only. Every wait polls a condition with a deadline;
+every process started is stopped when the test ends.
+"""
+import argparse
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+TOKEN = "test-admin-token-0123456789"
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(cond, timeout=10.0, interval=0.02, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = cond()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("timed out waiting for " + what)
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body)
+
+    def header(self, name):
+        return self.headers.get(name.lower())
+
+    def __repr__(self):
+        return "<%d %s>" % (self.status, self.body[:200])
+
+
+class Node:
+    def __init__(self, varastod, workdir, node_id=1, extra=None, token_file=None):
+        self.varastod = varastod
+        self.id = node_id
+        self.data_dir = os.path.join(workdir, "node%d" % node_id)
+        self.http_port = free_port()
+        self.raft_port = free_port()
+        self.token_file = token_file
+        self.extra = extra or []
+        self.proc = None
+        self.log_path = os.path.join(workdir, "node%d.log" % node_id)
+        self.conn = None
+
+    @property
+    def http_addr(self):
+        return "127.0.0.1:%d" % self.http_port
+
+    def args(self):
+        a = [self.varastod, "--id", str(self.id), "--data-dir", self.data_dir,
+             "--http", self.http_addr, "--raft", "127.0.0.1:%d" % self.raft_port]
+        if self.token_file:
+            a += ["--token-file", self.token_file]
+        return a + self.extra
+
+    def start(self, wait=True):
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.args(), stdout=self.log, stderr=subprocess.STDOUT)
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout=15):
+        def ready():
+            if self.proc.poll() is not None:
+                raise AssertionError("varastod exited with %s; log:\n%s" %
+                                     (self.proc.returncode, self.read_log()))
+            try:
+                r = self.request("GET", "/api_v2/health", auth=False, timeout=1)
+                return r.status == 200
+            except OSError:
+                self.close_conn()
+                return False
+        wait_until(ready, timeout, what="node %d to become ready" % self.id)
+
+    def read_log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode(errors="replace")[-4000:]
+        except OSError:
+            return ""
+
+    def client(self):
+        """Another handle on this node with its own HTTP connection."""
+        import copy
+        c = copy.copy(self)
+        c.conn = None
+        return c
+
+    def close_conn(self):
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    def request(self, method, path, body=None, headers=None, auth=True, token=None,
+                timeout=10, raw=None):
+        h = {}
+        if auth:
+            h["Authorization"] = "Bearer " + (token or TOKEN)
+        if headers:
+            h.update(headers)
+        data = raw
+        if body is not None:
+            data = json.dumps(body).encode()
+            h["Content-Type"] = "application/json"
+        for attempt in range(2):
+            if self.conn is None:
+                self.conn = http.client.HTTPConnection("127.0.0.1", self.http_port,
+                                                       timeout=timeout)
+            try:
+                self.conn.timeout = timeout
+                self.conn.request(method, path, body=data, headers=h)
+                resp = self.conn.getresponse()
+                payload = resp.read()
+                hdrs = {k.lower(): v for k, v in resp.getheaders()}
+                return Response(resp.status, hdrs, payload)
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                # a kept-alive connection the server closed: retry once
+                self.close_conn()
+                if attempt == 1:
+                    raise
+            except Exception:
+                self.close_conn()
+                raise
+
+    def command(self, name, body, key=None, **kw):
+        headers = {"Idempotency-Key": key} if key else None
+        return self.request("POST", "/command/" + name, body=body, headers=headers, **kw)
+
+    def stop(self, sig=signal.SIGTERM, timeout=15):
+        self.close_conn()
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(sig)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait(5)
+            raise AssertionError("node %d did not stop within %ss" % (self.id, timeout))
+        self.log.close()
+        return rc
+
+    def kill9(self):
+        return self.stop(signal.SIGKILL)
+
+
+class Suite:
+    """Run test functions with fresh temp dirs; report and exit."""
+
+    def __init__(self):
+        p = argparse.ArgumentParser()
+        p.add_argument("--varastod", required=True)
+        p.add_argument("-k", default=None, help="run only tests whose name contains this")
+        self.args = p.parse_args()
+        self.varastod = os.path.abspath(self.args.varastod)
+        self.failures = 0
+        self.nodes = []
+
+    def workdir(self):
+        d = tempfile.mkdtemp(prefix="varasto-systest-")
+        self.dirs.append(d)
+        return d
+
+    def token_file(self, workdir):
+        path = os.path.join(workdir, "token")
+        with open(path, "w") as f:
+            f.write(TOKEN + "\n")
+        return path
+
+    def node(self, workdir=None, node_id=1, extra=None, start=True):
+        workdir = workdir or self.workdir()
+        n = Node(self.varastod, workdir, node_id, extra, self.token_file(workdir))
+        self.nodes.append(n)
+        if start:
+            n.start()
+        return n
+
+    def run(self, tests):
+        for t in tests:
+            if self.args.k and self.args.k not in t.__name__:
+                continue
+            self.dirs = []
+            self.nodes = []
+            started = time.monotonic()
+            try:
+                t(self)
+                print("ok   %s (%.1fs)" % (t.__name__, time.monotonic() - started), flush=True)
+            except Exception as e:  # noqa: BLE001 - report every failure
+                self.failures += 1
+                print("FAIL %s: %r" % (t.__name__, e), flush=True)
+                import traceback
+                traceback.print_exc()
+                for n in self.nodes:
+                    print("---- log of node %d ----\n%s" % (n.id, n.read_log()), flush=True)
+            finally:
+                for n in self.nodes:
+                    try:
+                        n.stop(signal.SIGKILL)
+                    except Exception:  # noqa: BLE001
+                        pass
+                for d in self.dirs:
+                    shutil.rmtree(d, ignore_errors=True)
+        if self.failures:
+            print("%d test(s) failed" % self.failures)
+            sys.exit(1)
+        print("all passed")
+
+
+def check(cond, message="check failed"):
+    if not cond:
+        raise AssertionError(message)
+
+
+def expect(resp, status, code=None):
+    if resp.status != status:
+        raise AssertionError("expected %d, got %r" % (status, resp))
+    if code is not None:
+        got = resp.json().get("Code")
+        if got != code:
+            raise AssertionError("expected Code %s, got %r" % (code, resp))
+    return resp

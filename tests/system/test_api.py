@@ -1,0 +1,232 @@
+"""Every endpoint of one real node: commands, reads, consistency, keys."""
+import threading
+import time
+
+from harness import Suite, check, expect, wait_until
+
+
+def seq_of(resp):
+    return int(resp.header("x-varasto-seq"))
+
+
+def test_directories(s):
+    n = s.node()
+    r = expect(n.command("directory.Create", {"Parent": "root", "Name": "music"}), 200)
+    body = r.json()
+    check(set(body) == {"Seq", "Index", "Id"}, body)
+    check(body["Seq"] == 1 and seq_of(r) == 1)
+    d = body["Id"]
+    sub = expect(n.command("directory.Create", {"Parent": d, "Name": "jazz"}), 200).json()["Id"]
+    expect(n.command("directory.Rename", {"Id": sub, "Name": "blues"}), 200)
+    expect(n.command("directory.ChangeDescription", {"Id": sub, "Description": "old"}), 200)
+    expect(n.command("directory.SetType", {"Id": sub, "Type": "albums"}), 200)
+    expect(n.command("directory.ChangeSensitivity", {"Id": sub, "Sensitivity": 1}), 200)
+    view = expect(n.request("GET", "/api_v2/directories/" + sub), 200).json()
+    check(view["Directory"]["Name"] == "blues", view)
+    check(view["Directory"]["Description"] == "old")
+    check(view["Directory"]["Type"] == "albums")
+    check(view["Directory"]["Sensitivity"] == 1)
+    check(view["Directory"]["Created"].endswith("Z") and len(view["Directory"]["Created"]) == 24)
+    check([p["Id"] for p in view["Parents"]] == ["root", d], view["Parents"])
+    check(view["SubDirectories"] == [] and view["Collections"] == [])
+    other = expect(n.command("directory.Create", {"Parent": "root", "Name": "films"}), 200).json()["Id"]
+    expect(n.command("directory.Move", {"Id": sub, "Directory": other}), 200)
+    view = expect(n.request("GET", "/api_v2/directories/" + other), 200).json()
+    check([x["Id"] for x in view["SubDirectories"]] == [sub])
+    expect(n.command("directory.Delete", {"Id": sub}), 200)
+    expect(n.request("GET", "/api_v2/directories/" + sub), 404, "not_found")
+    root = expect(n.request("GET", "/api_v2/directories/root"), 200).json()
+    check(root["Directory"]["Id"] == "root" and root["Directory"]["Name"] == "root")
+    check(root["Parents"] == [])
+
+
+def test_collections_and_changesets(s):
+    n = s.node()
+    d = n.command("directory.Create", {"Parent": "root", "Name": "d"}).json()["Id"]
+    c = expect(n.command("collection.Create", {"ParentDir": d, "Name": "c"}), 200).json()["Id"]
+    c2 = n.command("collection.Create", {"ParentDir": d, "Name": "c2"}).json()["Id"]
+    col = expect(n.request("GET", "/api_v2/collections/" + c), 200).json()
+    check(col["Rating"] is None and col["Head"] == "" and col["Tags"] == [] and
+          col["Changesets"] == [] and col["Files"] == [], col)
+    for k in ("Id", "Created", "Directory", "Name", "Description", "Sensitivity"):
+        check(k in col, k)
+    expect(n.command("collection.Rename", {"Collection": c, "Name": "cc"}), 200)
+    expect(n.command("collection.ChangeDescription", {"Collection": c, "Description": "x"}), 200)
+    expect(n.command("collection.Tag", {"Id": c, "Tag": "b"}), 200)
+    expect(n.command("collection.Tag", {"Id": c, "Tag": "a"}), 200)
+    expect(n.command("collection.Untag", {"Id": c, "Tag": "b"}), 200)
+    expect(n.command("collection.Rate", {"Collection": c, "Rating": 4}), 200)
+    expect(n.command("collection.ChangeSensitivity", {"Id": c, "Sensitivity": 2}), 200)
+    f = {"Path": "b.flac", "Sha256": "00", "Created": "2026-01-01T00:00:00.000Z",
+         "Modified": "2026-01-01T00:00:00.000Z", "Size": 10, "BlobRefs": ["r1"]}
+    g = dict(f, Path="a.flac")
+    r = expect(n.request("POST", "/api_v2/collections/%s/changesets" % c,
+                         body={"ID": "cs1", "Parent": "", "Created": "2026-01-01T00:00:00.000Z",
+                               "FilesCreated": [f, g], "FilesUpdated": [], "FilesDeleted": []}),
+               200)
+    check("Seq" in r.json())
+    expect(n.request("POST", "/api_v2/collections/%s/changesets" % c,
+                     body={"ID": "cs2", "Parent": "", "Created": "2026-01-01T00:00:00.000Z",
+                           "FilesCreated": [], "FilesUpdated": [], "FilesDeleted": []}),
+           409, "conflict")
+    expect(n.request("POST", "/api_v2/collections/%s/changesets" % c,
+                     body={"ID": "cs2", "Parent": "cs1", "Created": "2026-01-02T00:00:00.000Z",
+                           "FilesCreated": [], "FilesUpdated": [], "FilesDeleted": ["b.flac"]}),
+           200)
+    col = n.request("GET", "/api_v2/collections/" + c).json()
+    check(col["Name"] == "cc" and col["Description"] == "x" and col["Tags"] == ["a"], col)
+    check(col["Rating"] == 4 and col["Sensitivity"] == 2 and col["Head"] == "cs2")
+    check([x["Id"] for x in col["Changesets"]] == ["cs1", "cs2"])
+    check(col["Changesets"][0]["Parent"] == "" and col["Changesets"][1]["Parent"] == "cs1")
+    check([x["Path"] for x in col["Files"]] == ["a.flac"] and col["Files"][0]["BlobRefs"] == ["r1"])
+    expect(n.command("collection.Move", {"Collections": [c, c2], "Directory": "root"}), 200)
+    root = n.request("GET", "/api_v2/directories/root").json()
+    check(sorted(x["Id"] for x in root["Collections"]) == sorted([c, c2]))
+    expect(n.command("collection.Delete", {"Collection": c, "Name": "nope"}), 409, "conflict")
+    expect(n.command("collection.Delete", {"Collection": c, "Name": "cc"}), 200)
+    expect(n.request("GET", "/api_v2/collections/" + c), 404, "not_found")
+    expect(n.request("POST", "/api_v2/collections/nope/changesets",
+                     body={"ID": "x", "Parent": "", "Created": "t"}), 404, "not_found")
+
+
+def test_events_page(s):
+    n = s.node()
+    d = n.command("directory.Create", {"Parent": "root", "Name": "a"}).json()["Id"]
+    c = n.command("collection.Create", {"ParentDir": d, "Name": "c"}).json()["Id"]
+    n.command("collection.Move", {"Collections": [c], "Directory": "root"})
+    n.command("directory.Rename", {"Id": d, "Name": "b"})
+    evs = expect(n.request("GET", "/api_v2/events"), 200).json()
+    check([e["Seq"] for e in evs] == [1, 2, 3, 4], evs)
+    check([e["Type"] for e in evs] == ["directory.Created", "collection.Created",
+                                       "collection.Moved", "directory.Renamed"])
+    check(evs[0]["Data"] == {"Id": d, "Parent": "root", "Name": "a"}, evs[0])
+    check(evs[2]["Data"] == {"Collection": c, "Directory": "root"}, evs[2])
+    check(evs[3]["Data"] == {"Id": d, "Name": "b"})
+    check(all(e["Time"].endswith("Z") for e in evs))
+    page = n.request("GET", "/api_v2/events?after=1&limit=2").json()
+    check([e["Seq"] for e in page] == [2, 3])
+    page = n.request("GET", "/api_v2/events?types=directory.").json()
+    check([e["Seq"] for e in page] == [1, 4])
+    page = n.request("GET", "/api_v2/events?types=collection.Moved,directory.Renamed").json()
+    check([e["Seq"] for e in page] == [3, 4])
+    check(n.request("GET", "/api_v2/events?after=99").json() == [])
+    expect(n.request("GET", "/api_v2/events?limit=0"), 400, "bad_request")
+    expect(n.request("GET", "/api_v2/events?limit=10001"), 400, "bad_request")
+    expect(n.request("GET", "/api_v2/events?after=x"), 400, "bad_request")
+    check(len(n.request("GET", "/api_v2/events?limit=10000").json()) == 4)
+
+
+def test_health_and_seq_header(s):
+    n = s.node()
+    r = expect(n.request("GET", "/api_v2/health", auth=False), 200)
+    h = r.json()
+    check(h == {"Status": "ok", "Role": "leader", "Leader": 1, "AppliedSeq": 0}, h)
+    check(seq_of(r) == 0)
+    n.command("directory.Create", {"Parent": "root", "Name": "a"})
+    for path in ("/api_v2/health", "/api_v2/directories/root", "/api_v2/events",
+                 "/api_v2/nothing-here", "/api_v2/directories/nope"):
+        r = n.request("GET", path)
+        check(seq_of(r) == 1, (path, r.headers))
+    r = n.command("directory.Create", {"Parent": "root", "Name": "a"})
+    check(r.status == 409 and seq_of(r) == 1)
+    r = n.request("GET", "/api_v2/health", auth=False)
+    check(r.json()["AppliedSeq"] == 1)
+
+
+def test_min_seq_and_linearizable(s):
+    n = s.node(extra=["--min-seq-timeout-ms", "500"])
+    n.command("directory.Create", {"Parent": "root", "Name": "a"})
+    expect(n.request("GET", "/api_v2/directories/root?min_seq=1"), 200)
+    expect(n.request("GET", "/api_v2/directories/root", headers={"X-Varasto-Min-Seq": "1"}), 200)
+    # a seq not reached yet: wait, then 504
+    started = time.monotonic()
+    expect(n.request("GET", "/api_v2/directories/root?min_seq=5"), 504, "timeout")
+    check(0.4 < time.monotonic() - started < 5)
+    # a seq reached while waiting: answered as soon as it is applied
+    result = {}
+
+    def reader():
+        other = n.client()
+        result["r"] = other.request("GET", "/api_v2/events?min_seq=2")
+        other.close_conn()
+    t = threading.Thread(target=reader)
+    t.start()
+    time.sleep(0.1)
+    n.command("directory.Create", {"Parent": "root", "Name": "b"})
+    t.join(10)
+    check(result["r"].status == 200 and len(result["r"].json()) == 2, result)
+    expect(n.request("GET", "/api_v2/directories/root?min_seq=x"), 400, "bad_request")
+    r = expect(n.request("GET", "/api_v2/directories/root?consistency=linearizable"), 200)
+    check(len(r.json()["SubDirectories"]) == 2)
+    expect(n.request("GET", "/api_v2/directories/root?consistency=bogus"), 400, "bad_request")
+
+
+def test_apikeys(s):
+    n = s.node()
+    r = expect(n.command("apikey.Create", {"Name": "ci"}, key="k1"), 200).json()
+    token, kid = r["Token"], r["Id"]
+    check(len(token) >= 16)
+    # an API key works on every endpoint
+    expect(n.request("GET", "/api_v2/directories/root", token=token), 200)
+    expect(n.command("directory.Create", {"Parent": "root", "Name": "x"}, token=token), 200)
+    # a replay does not show the token again
+    again = expect(n.command("apikey.Create", {"Name": "ci"}, key="k1"), 200)
+    check(again.header("idempotent-replayed") == "true")
+    check("Token" not in again.json() and again.json()["Id"] == kid, again)
+    # the event never carries the token
+    evs = n.request("GET", "/api_v2/events?types=apikey.").json()
+    check(evs[0]["Data"] == {"Id": kid, "Name": "ci"}, evs)
+    check(token not in str(n.request("GET", "/api_v2/events").body))
+    expect(n.command("apikey.Remove", {"Id": kid}), 200)
+    expect(n.request("GET", "/api_v2/directories/root", token=token), 401, "unauthorized")
+    expect(n.command("apikey.Remove", {"Id": kid}), 404, "not_found")
+
+
+def test_idempotency(s):
+    n = s.node()
+    body = {"Parent": "root", "Name": "once"}
+    first = expect(n.command("directory.Create", body, key="abc-1"), 200)
+    check(first.header("idempotent-replayed") is None)
+    again = expect(n.command("directory.Create", body, key="abc-1"), 200)
+    check(again.header("idempotent-replayed") == "true")
+    check(again.json() == first.json())
+    # whitespace and key order do not make it a different command
+    raw = b'{ "Name": "once",   "Parent": "root" }'
+    r = n.request("POST", "/command/directory.Create", raw=raw,
+                  headers={"Idempotency-Key": "abc-1"})
+    check(r.status == 200 and r.json() == first.json())
+    expect(n.command("directory.Create", {"Parent": "root", "Name": "other"}, key="abc-1"),
+           422, "idempotency_mismatch")
+    expect(n.command("directory.Rename", {"Id": "root", "Name": "x"}, key="abc-1"),
+           422, "idempotency_mismatch")
+    check(len(n.request("GET", "/api_v2/events").json()) == 1)
+    # survives a restart
+    check(n.stop() == 0)
+    n.start()
+    again = expect(n.command("directory.Create", body, key="abc-1"), 200)
+    check(again.json() == first.json() and again.header("idempotent-replayed") == "true")
+    check(len(n.request("GET", "/api_v2/events").json()) == 1)
+
+
+def test_clean_restart(s):
+    n = s.node()
+    ids = []
+    for i in range(30):
+        ids.append(n.command("directory.Create", {"Parent": "root", "Name": "d%d" % i}).json()["Id"])
+    before = n.request("GET", "/api_v2/directories/root").json()
+    events = n.request("GET", "/api_v2/events?limit=1000").json()
+    check(n.stop() == 0, "SIGTERM exits 0")
+    check("stopped" in n.read_log())
+    n.start()
+    check(n.request("GET", "/api_v2/directories/root").json() == before)
+    check(n.request("GET", "/api_v2/events?limit=1000").json() == events)
+    r = expect(n.command("directory.Create", {"Parent": "root", "Name": "after"}), 200)
+    check(r.json()["Seq"] == 31)
+    # SIGINT stops cleanly too
+    check(n.stop(__import__("signal").SIGINT) == 0)
+
+
+if __name__ == "__main__":
+    Suite().run([test_directories, test_collections_and_changesets, test_events_page,
+                 test_health_and_seq_header, test_min_seq_and_linearizable, test_apikeys,
+                 test_idempotency, test_clean_restart])

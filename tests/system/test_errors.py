@@ -1,0 +1,143 @@
+"""Every error row of SPEC §2 on a real node, and bad startup settings."""
+import os
+import socket
+import subprocess
+
+from harness import TOKEN, Suite, check, expect, free_port
+
+
+def error_body(resp):
+    b = resp.json()
+    check(set(b) == {"Error", "Code"} and b["Error"], b)
+    check(resp.header("content-type") == "application/json")
+    check(resp.header("x-varasto-seq") is not None)
+    return b
+
+
+def test_400_bad_request(s):
+    n = s.node()
+    cases = [
+        (b'{"Parent": "root", "Name": ', "malformed JSON"),
+        (b'[1, 2]', "JSON object"),
+        (b'{"Parent": "root"}', "'Name'"),
+        (b'{"Parent": "root", "Name": 3}', "'Name'"),
+        (b'{"Parent": "root", "Name": "a", "Colour": "red"}', "'Colour'"),
+        (b'{"Parent": "root", "Name": "' + b"x" * 300 + b'"}', "'Name'"),
+        (b'', "malformed JSON"),
+    ]
+    for raw, fragment in cases:
+        r = n.request("POST", "/command/directory.Create", raw=raw)
+        expect(r, 400, "bad_request")
+        check(fragment in error_body(r)["Error"], (raw[:40], r))
+    r = n.command("collection.Rate", {"Collection": "x", "Rating": 9})
+    expect(r, 400, "bad_request")
+    check("Rating" in error_body(r)["Error"])
+    r = n.command("directory.SetType", {"Id": "root", "Type": "books"})
+    expect(r, 400, "bad_request")
+    for key in ("", "x" * 129, "tab\there"):
+        r = n.request("POST", "/command/directory.Create", body={"Parent": "root", "Name": "k"},
+                      headers={"Idempotency-Key": key})
+        expect(r, 400, "bad_request")
+    # nothing was applied by any of these
+    check(n.request("GET", "/api_v2/events").json() == [])
+
+
+def test_401_unauthorized(s):
+    n = s.node()
+    for path in ("/api_v2/directories/root", "/api_v2/events", "/api_v2/events/stream"):
+        error_body(expect(n.request("GET", path, auth=False), 401, "unauthorized"))
+        expect(n.request("GET", path, token="wrong-token-wrong-token"), 401, "unauthorized")
+    expect(n.request("GET", "/api_v2/directories/root",
+                     headers={"Authorization": "Basic " + TOKEN}, auth=False), 401)
+    expect(n.command("directory.Create", {"Parent": "root", "Name": "a"}, auth=False), 401)
+    expect(n.request("GET", "/api_v2/health", auth=False), 200)
+
+
+def test_404_not_found(s):
+    n = s.node()
+    error_body(expect(n.request("GET", "/api_v2/directories/nope"), 404, "not_found"))
+    expect(n.request("GET", "/api_v2/collections/nope"), 404, "not_found")
+    expect(n.command("directory.Frobnicate", {}), 404, "not_found")
+    expect(n.command("collection.CommitChangeset", {}), 404, "not_found")
+    expect(n.request("GET", "/nope"), 404, "not_found")
+    expect(n.request("DELETE", "/api_v2/directories/root"), 404, "not_found")
+    expect(n.command("directory.Rename", {"Id": "nope", "Name": "x"}), 404, "not_found")
+    expect(n.command("directory.Create", {"Parent": "nope", "Name": "x"}), 404, "not_found")
+
+
+def test_409_conflict(s):
+    n = s.node()
+    d = n.command("directory.Create", {"Parent": "root", "Name": "a"}).json()["Id"]
+    n.command("directory.Create", {"Parent": d, "Name": "b"})
+    error_body(expect(n.command("directory.Create", {"Parent": "root", "Name": "a"}), 409, "conflict"))
+    expect(n.command("directory.Delete", {"Id": d}), 409, "conflict")
+    expect(n.command("directory.Delete", {"Id": "root"}), 409, "conflict")
+    expect(n.command("directory.Move", {"Id": d, "Directory": d}), 409, "conflict")
+
+
+def test_413_too_large(s):
+    n = s.node()
+    big = b'{"Parent": "root", "Name": "a", "Pad": "' + b"x" * (1024 * 1024) + b'"}'
+    r = n.request("POST", "/command/directory.Create", raw=big)
+    error_body(expect(r, 413, "too_large"))
+    # exactly at the limit is not "too large" (it fails later, as unknown field)
+    body = b'{"Parent": "root", "Name": "a", "Pad": "'
+    body += b"x" * (1024 * 1024 - len(body) - 2) + b'"}'
+    check(len(body) == 1024 * 1024)
+    expect(n.request("POST", "/command/directory.Create", raw=body), 400, "bad_request")
+    check(n.request("GET", "/api_v2/events").json() == [])
+
+
+def test_422_idempotency_mismatch(s):
+    n = s.node()
+    n.command("directory.Create", {"Parent": "root", "Name": "a"}, key="K")
+    r = n.command("directory.Create", {"Parent": "root", "Name": "b"}, key="K")
+    error_body(expect(r, 422, "idempotency_mismatch"))
+
+
+def test_504_timeout(s):
+    n = s.node(extra=["--min-seq-timeout-ms", "200"])
+    r = n.request("GET", "/api_v2/events?min_seq=10")
+    error_body(expect(r, 504, "timeout"))
+
+
+def run_bad(s, args, fragment):
+    p = subprocess.run([s.varastod] + args, capture_output=True, timeout=20)
+    err = p.stderr.decode()
+    check(p.returncode != 0, (args, "exit code 0"))
+    check(fragment in err, (args, err))
+    # one clear line, the last thing the node says
+    last = err.strip().splitlines()[-1]
+    check(last.startswith("varastod: ") and fragment in last, err)
+
+
+def test_bad_settings(s):
+    w = s.workdir()
+    d = os.path.join(w, "data")
+    base = ["--data-dir", d, "--raft", "127.0.0.1:%d" % free_port()]
+    run_bad(s, base + ["--cluster", "1=127.0.0.1"], "--cluster")
+    run_bad(s, base + ["--id", "4", "--cluster", "1=127.0.0.1:7001"], "not in --cluster")
+    run_bad(s, base + ["--http", "localhost"], "HOST:PORT")
+    run_bad(s, base + ["--nope", "1"], "unknown option")
+    run_bad(s, base + ["--config", os.path.join(w, "missing.conf")], "cannot open")
+    short = os.path.join(w, "short-token")
+    with open(short, "w") as f:
+        f.write("short\n")
+    run_bad(s, base + ["--token-file", short], "at least 16")
+    run_bad(s, base + ["--token-file", os.path.join(w, "none")], "token file")
+    # a data dir that cannot be created
+    blocker = os.path.join(w, "file")
+    open(blocker, "w").close()
+    run_bad(s, ["--data-dir", os.path.join(blocker, "sub")], "data dir")
+    # the HTTP port in use
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        run_bad(s, base + ["--http", "127.0.0.1:%d" % port], "address already in use")
+
+
+if __name__ == "__main__":
+    Suite().run([test_400_bad_request, test_401_unauthorized, test_404_not_found,
+                 test_409_conflict, test_413_too_large, test_422_idempotency_mismatch,
+                 test_504_timeout, test_bad_settings])
