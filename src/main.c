@@ -28,8 +28,7 @@ int main(int argc, char **argv)
     }
     config_defaults(&config);
     if (config_parse(&config, argc, argv, err, sizeof err) != 0) {
-        fprintf(stderr, "varastod: %s\n", err);
-        usage(stderr);
+        fprintf(stderr, "varastod: %s (see varastod --help)\n", err);
         return 2;
     }
     return node_run(&config);
