@@ -1,4 +1,5 @@
 /* varastod: one node of a Varasto cluster. */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -26,6 +27,9 @@ int main(int argc, char **argv)
             return 0;
         }
     }
+    /* A client that goes away must cost an EPIPE on its socket, not the
+     * process. */
+    signal(SIGPIPE, SIG_IGN);
     config_defaults(&config);
     if (config_parse(&config, argc, argv, err, sizeof err) != 0) {
         fprintf(stderr, "varastod: %s (see varastod --help)\n", err);
