@@ -9,6 +9,7 @@
 #define SNAPSHOT_MAGIC 0x5641525354534e50ull /* "VARSTSNP" */
 #define SNAPSHOT_HEADER 32
 #define IDEMPOTENCY_PRUNE_EVERY 1024
+#define FSM_MAX_TX_ENTRIES 4096
 
 static void put_u64(uint8_t *p, uint64_t v)
 {
@@ -138,6 +139,28 @@ static void apply_command(struct fsm *f, const Varasto__Entry *e, uint64_t index
     protobuf_c_message_free_unpacked(msg, NULL);
 }
 
+/* A failure to write the read model after raft committed the entry: the
+ * database no longer matches the log. Stop; a restart replays the log. */
+static void fsm_fatal(struct fsm *f, const char *what, uint64_t index)
+{
+    log_error("read model %s failed at index %llu: %s; stopping (a restart replays the log)",
+              what, (unsigned long long)index, f->store->errmsg);
+    abort();
+}
+
+int fsm_flush(struct fsm *f)
+{
+    if (!f->in_tx) {
+        return 0;
+    }
+    f->in_tx = 0;
+    f->tx_entries = 0;
+    if (store_commit(f->store) != 0) {
+        fsm_fatal(f, "commit", f->applied_index);
+    }
+    return 0;
+}
+
 int fsm_apply_entry(struct fsm *f, const struct raft_buffer *buf, uint64_t index)
 {
     struct domain_ctx ctx;
@@ -152,9 +175,11 @@ int fsm_apply_entry(struct fsm *f, const struct raft_buffer *buf, uint64_t index
     if (index <= f->applied_index) {
         return 0; /* the database already holds this entry */
     }
-    if (store_begin(f->store) != 0) {
-        log_error("apply index %llu: begin: %s", (unsigned long long)index, f->store->errmsg);
-        return RAFT_IOERR;
+    if (!f->in_tx) {
+        if (store_begin(f->store) != 0) {
+            fsm_fatal(f, "begin", index);
+        }
+        f->in_tx = 1;
     }
     e = entry_decode(buf);
     if (e == NULL) {
@@ -169,19 +194,17 @@ int fsm_apply_entry(struct fsm *f, const struct raft_buffer *buf, uint64_t index
     if (ctx.seq < f->last_seq) {
         ctx.seq = f->last_seq;
     }
+    /* The entry's index goes into the same transaction as its effects. */
     if (store_meta_set(f->store, "applied_index", index) != 0 ||
-        store_meta_set(f->store, "last_seq", ctx.seq) != 0 || store_commit(f->store) != 0) {
-        log_error("apply index %llu: commit: %s", (unsigned long long)index, f->store->errmsg);
-        store_rollback(f->store);
-        domain_ctx_reset(&ctx);
-        if (e != NULL) {
-            varasto__entry__free_unpacked(e, NULL);
-        }
-        return RAFT_IOERR;
+        store_meta_set(f->store, "last_seq", ctx.seq) != 0) {
+        fsm_fatal(f, "write", index);
     }
     f->applied_index = index;
     f->last_seq = ctx.seq;
     f->result.seq = ctx.seq;
+    if (++f->tx_entries >= FSM_MAX_TX_ENTRIES || !f->group_commit) {
+        fsm_flush(f);
+    }
     if (f->observer.on_commit != NULL) {
         f->observer.on_commit(f->observer.data, ctx.events, ctx.n_events, f->last_seq);
     }
@@ -209,7 +232,9 @@ static int fsm_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigne
     unsigned char *image = NULL;
     size_t size = 0;
     uint8_t *p;
+    uint64_t started = util_mono_ms();
 
+    fsm_flush(f);
     if (store_serialize(f->store, &image, &size) != 0) {
         log_error("snapshot: %s", f->store->errmsg);
         return RAFT_IOERR;
@@ -231,8 +256,9 @@ static int fsm_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigne
     (*bufs)[0].base = p;
     (*bufs)[0].len = SNAPSHOT_HEADER + size;
     *n_bufs = 1;
-    log_info("snapshot at index %llu, seq %llu, %zu bytes", (unsigned long long)f->applied_index,
-             (unsigned long long)f->last_seq, size);
+    log_info("snapshot at index %llu, seq %llu, %zu bytes in %llu ms",
+             (unsigned long long)f->applied_index, (unsigned long long)f->last_seq, size,
+             (unsigned long long)(util_mono_ms() - started));
     return 0;
 }
 
@@ -265,6 +291,7 @@ static int fsm_restore(struct raft_fsm *rf, struct raft_buffer *buf)
     }
     index = get_u64(p + 8);
     seq = get_u64(p + 16);
+    fsm_flush(f);
     if (index <= f->applied_index) {
         /* Startup: our database is already at or past the snapshot. */
         log_info("restore: database at index %llu already covers snapshot at %llu",
@@ -307,5 +334,6 @@ int fsm_init(struct fsm *f, struct store *store)
 
 void fsm_close(struct fsm *f)
 {
+    fsm_flush(f);
     buf_free(&f->result.body);
 }

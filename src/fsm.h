@@ -45,11 +45,21 @@ struct fsm {
     uint64_t idempotency_keep;     /* keys kept at least (count) */
     int64_t idempotency_keep_ms;   /* keys kept at least (age) */
     struct fsm_result result;
+    /* Group commit: entries applied in one loop iteration share a SQLite
+     * transaction, committed by fsm_flush. Each entry's effects and index
+     * still commit together, so a restart never splits or repeats one. */
+    int group_commit;
+    int in_tx;
+    unsigned tx_entries;
 };
 
 /* Bind @f to an open @store. Returns 0. */
 int fsm_init(struct fsm *f, struct store *store);
 void fsm_close(struct fsm *f);
+
+/* Commit the open read-model transaction, if any. The node calls it once per
+ * loop iteration; snapshot, restore and close call it too. */
+int fsm_flush(struct fsm *f);
 
 /* Apply one framed entry at @index (for tests and for the raft callback). */
 int fsm_apply_entry(struct fsm *f, const struct raft_buffer *buf, uint64_t index);

@@ -117,10 +117,19 @@ static void on_restore(void *data, uint64_t last_seq)
     http_seq_applied(&node->http, last_seq);
 }
 
+/* After each loop iteration's I/O: commit what apply wrote in it. */
+static void on_check(uv_check_t *h)
+{
+    struct node *node = h->data;
+    fsm_flush(&node->fsm);
+}
+
 static void cluster_closed(struct cluster *c)
 {
     struct node *node = (struct node *)((char *)c - offsetof(struct node, cluster));
     log_info("raft closed");
+    uv_check_stop(&node->flush);
+    fsm_flush(&node->fsm);
     uv_stop(&node->loop);
 }
 
@@ -165,6 +174,10 @@ int node_run(const struct config *config)
     node.fsm.observer.data = &node;
     node.fsm.observer.on_commit = on_commit;
     node.fsm.observer.on_restore = on_restore;
+    node.fsm.group_commit = 1;
+    uv_check_init(&node.loop, &node.flush);
+    node.flush.data = &node;
+    uv_check_start(&node.flush, on_check);
     push_init(&node.push, &node.store, node.fsm.last_seq);
     if (http_start(&node.http, &node, &node.loop, config->http, err, sizeof err) != 0) {
         fprintf(stderr, "varastod: %s\n", err);

@@ -21,6 +21,7 @@ struct node {
     struct push push;
     struct http_server http;
     uv_signal_t sigint, sigterm;
+    uv_check_t flush; /* commits the read model once per loop iteration */
     char admin_token[256];
     int stopping;
     int exit_code;

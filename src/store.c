@@ -146,9 +146,12 @@ int store_open(struct store *st, const char *path)
     }
     /* The read model is rebuilt from raft (snapshot + log) after a crash, so
      * WAL with synchronous=NORMAL is enough: a commit survives a process kill,
-     * and what a power loss takes back, the raft log replays. */
+     * and what a power loss takes back, the raft log replays. Only this
+     * process opens the file: exclusive locking spares every statement its
+     * file locks and the WAL its shared-memory index. */
     if (sqlite3_exec(st->db,
-                     "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                     "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL;"
+                     "PRAGMA synchronous=NORMAL;"
                      "PRAGMA foreign_keys=OFF; PRAGMA cache_size=-65536;",
                      NULL, NULL, &errmsg) != SQLITE_OK ||
         sqlite3_exec(st->db, schema, NULL, NULL, &errmsg) != SQLITE_OK) {
