@@ -193,9 +193,11 @@ static void submit_command(struct node *node, h2o_req_t *req, const struct domai
      * so whitespace or key order in the JSON do not matter. */
     memcpy(payload, cmd->name, strlen(cmd->name) + 1);
     protobuf_c_message_pack(msg, payload + strlen(cmd->name) + 1);
-    util_sha256(payload, payload_len + strlen(cmd->name) + 1, hash);
-    if (has_key == 1 && idempotency_answer(node, req, key, hash)) {
-        goto out;
+    if (has_key == 1) {
+        util_sha256(payload, payload_len + strlen(cmd->name) + 1, hash);
+        if (idempotency_answer(node, req, key, hash)) {
+            goto out;
+        }
     }
     if (!cluster_is_leader(&node->cluster)) {
         http_reply_unavailable(node, req, "no leader is reachable; retry");

@@ -89,6 +89,12 @@ int cluster_start(struct cluster *c, uv_loop_t *loop, const struct config *confi
     /* A corrupt segment must stop the node with a clear message rather than
      * be renamed away with the entries in it. */
     raft_uv_set_auto_recovery(&c->io, false);
+    /* raft_uv 0.15 implements async_work (the version 2 method) but still
+     * reports version 1, and raft requires version 2 for asynchronous FSM
+     * snapshots. */
+    if (c->io.async_work != NULL) {
+        c->io.version = 2;
+    }
     rv = raft_init(&c->raft, &c->io, &fsm->raft_fsm, config->id, config->raft);
     if (rv != 0) {
         snprintf(err, err_size, "raft init: %s", raft_errmsg(&c->raft));

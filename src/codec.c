@@ -1,5 +1,7 @@
 #include "codec.h"
 
+#include "util.h"
+
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -354,4 +356,118 @@ cJSON *codec_encode(const ProtobufCMessage *msg)
         cJSON_AddItemToObject(obj, f->name, v);
     }
     return obj;
+}
+
+int codec_write_string(struct buf *out, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    const char *run = s;
+    int rv = buf_append(out, "\"", 1);
+
+    for (; *s != '\0'; s++) {
+        unsigned char c = (unsigned char)*s;
+        char esc[6];
+        size_t n = 2;
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            continue;
+        }
+        rv |= buf_append(out, run, (size_t)(s - run));
+        esc[0] = '\\';
+        switch (c) {
+        case '"': esc[1] = '"'; break;
+        case '\\': esc[1] = '\\'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        case '\b': esc[1] = 'b'; break;
+        case '\f': esc[1] = 'f'; break;
+        default:
+            esc[1] = 'u';
+            esc[2] = '0';
+            esc[3] = '0';
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            n = 6;
+        }
+        rv |= buf_append(out, esc, n);
+        run = s + 1;
+    }
+    rv |= buf_append(out, run, (size_t)(s - run));
+    rv |= buf_append(out, "\"", 1);
+    return rv;
+}
+
+static int write_value(const ProtobufCFieldDescriptor *f, const void *src, struct buf *out)
+{
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_STRING: {
+        const char *s = *(char *const *)src;
+        return codec_write_string(out, s != NULL ? s : "");
+    }
+    case PROTOBUF_C_TYPE_BOOL:
+        return *(const protobuf_c_boolean *)src ? buf_append(out, "true", 4)
+                                                : buf_append(out, "false", 5);
+    case PROTOBUF_C_TYPE_INT32:
+    case PROTOBUF_C_TYPE_SINT32:
+    case PROTOBUF_C_TYPE_SFIXED32:
+        return buf_appendf(out, "%d", *(const int32_t *)src);
+    case PROTOBUF_C_TYPE_UINT32:
+    case PROTOBUF_C_TYPE_FIXED32:
+        return buf_appendf(out, "%u", *(const uint32_t *)src);
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_SFIXED64:
+        return buf_appendf(out, "%lld", (long long)*(const int64_t *)src);
+    case PROTOBUF_C_TYPE_UINT64:
+    case PROTOBUF_C_TYPE_FIXED64:
+        return buf_appendf(out, "%llu", (unsigned long long)*(const uint64_t *)src);
+    case PROTOBUF_C_TYPE_MESSAGE: {
+        const ProtobufCMessage *m = *(ProtobufCMessage *const *)src;
+        return m != NULL ? codec_write_json(m, out) : buf_append(out, "null", 4);
+    }
+    default:
+        return buf_append(out, "null", 4);
+    }
+}
+
+int codec_write_json(const ProtobufCMessage *msg, struct buf *out)
+{
+    const ProtobufCMessageDescriptor *desc = msg->descriptor;
+    const char *base = (const char *)msg;
+    int first = 1;
+    int rv = buf_append(out, "{", 1);
+    unsigned i;
+
+    for (i = 0; i < desc->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &desc->fields[i];
+        if (f->label == PROTOBUF_C_LABEL_OPTIONAL) {
+            if (f->type == PROTOBUF_C_TYPE_STRING || f->type == PROTOBUF_C_TYPE_MESSAGE) {
+                const void *p = *(void *const *)(base + f->offset);
+                if (p == NULL || p == f->default_value) {
+                    continue;
+                }
+            } else if (!*(const protobuf_c_boolean *)(base + f->quantifier_offset)) {
+                continue;
+            }
+        }
+        rv |= buf_appendf(out, "%s\"%s\":", first ? "" : ",", f->name);
+        first = 0;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = *(const size_t *)(base + f->quantifier_offset);
+            const char *arr = *(char *const *)(base + f->offset);
+            size_t k, sz = value_size(f);
+            rv |= buf_append(out, "[", 1);
+            for (k = 0; k < n; k++) {
+                if (k > 0) {
+                    rv |= buf_append(out, ",", 1);
+                }
+                rv |= write_value(f, arr + k * sz, out);
+            }
+            rv |= buf_append(out, "]", 1);
+        } else {
+            rv |= write_value(f, base + f->offset, out);
+        }
+    }
+    rv |= buf_append(out, "}", 1);
+    return rv ? -1 : 0;
 }

@@ -27,6 +27,16 @@ int codec_decode(const ProtobufCMessageDescriptor *desc, const cJSON *json,
  * memory. */
 cJSON *codec_encode(const ProtobufCMessage *msg);
 
+struct buf;
+
+/* Append @msg as compact JSON to @out: the same document as codec_encode,
+ * written directly (the event path, where a cJSON tree per event costs more
+ * than the rest of apply). Returns 0 or -1 when out of memory. */
+int codec_write_json(const ProtobufCMessage *msg, struct buf *out);
+
+/* Append @s as a JSON string literal (quoted and escaped) to @out. */
+int codec_write_string(struct buf *out, const char *s);
+
 /* The longest string accepted for a field of this name, in bytes. */
 size_t codec_max_string(const char *field_name);
 

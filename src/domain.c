@@ -17,9 +17,8 @@
 static int domain_emit(struct domain_ctx *ctx, const char *type, const ProtobufCMessage *data)
 {
     struct domain_event *ev;
-    cJSON *doc, *payload;
+    struct buf json;
     char when[40];
-    char *json;
     int rv;
 
     if (ctx->n_events == ctx->cap_events) {
@@ -31,34 +30,29 @@ static int domain_emit(struct domain_ctx *ctx, const char *type, const ProtobufC
         ctx->events = p;
         ctx->cap_events = cap;
     }
-    payload = codec_encode(data);
-    doc = cJSON_CreateObject();
-    if (payload == NULL || doc == NULL) {
-        cJSON_Delete(payload);
-        cJSON_Delete(doc);
-        return err_set(&ctx->err, ERR_INTERNAL, "out of memory");
-    }
+    /* {"Seq":n,"Type":"...","Time":"...","Data":{...}}; Data comes from the
+     * generic codec, Type is one of our own constants. */
     util_format_time(ctx->time_ms, when, sizeof when);
-    cJSON_AddNumberToObject(doc, "Seq", (double)(ctx->seq + 1));
-    cJSON_AddStringToObject(doc, "Type", type);
-    cJSON_AddStringToObject(doc, "Time", when);
-    cJSON_AddItemToObject(doc, "Data", payload);
-    json = cJSON_PrintUnformatted(doc);
-    cJSON_Delete(doc);
-    if (json == NULL) {
+    buf_init(&json);
+    rv = buf_appendf(&json, "{\"Seq\":%llu,\"Type\":\"%s\",\"Time\":\"%s\",\"Data\":",
+                     (unsigned long long)(ctx->seq + 1), type, when);
+    rv |= codec_write_json(data, &json);
+    rv |= buf_append(&json, "}", 1);
+    if (rv != 0) {
+        buf_free(&json);
         return err_set(&ctx->err, ERR_INTERNAL, "out of memory");
     }
-    rv = store_run(ctx->store, ST_EVENT_INSERT, "iss", (int64_t)(ctx->seq + 1), type, json);
+    rv = store_run(ctx->store, ST_EVENT_INSERT, "iss", (int64_t)(ctx->seq + 1), type, json.data);
     if (rv != SQLITE_DONE) {
-        free(json);
+        buf_free(&json);
         return err_set(&ctx->err, ERR_INTERNAL, "store event: %s", ctx->store->errmsg);
     }
     ctx->seq++;
     ev = &ctx->events[ctx->n_events++];
     ev->seq = ctx->seq;
     snprintf(ev->type, sizeof ev->type, "%s", type);
-    ev->json = json;
-    ev->len = strlen(json);
+    ev->len = json.len;
+    ev->json = buf_steal(&json);
     return 0;
 }
 

@@ -195,8 +195,7 @@ int fsm_apply_entry(struct fsm *f, const struct raft_buffer *buf, uint64_t index
         ctx.seq = f->last_seq;
     }
     /* The entry's index goes into the same transaction as its effects. */
-    if (store_meta_set(f->store, "applied_index", index) != 0 ||
-        store_meta_set(f->store, "last_seq", ctx.seq) != 0) {
+    if (store_meta_set_applied(f->store, index, ctx.seq) != 0) {
         fsm_fatal(f, "write", index);
     }
     f->applied_index = index;
@@ -226,47 +225,78 @@ static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **
     return rv;
 }
 
+/* Snapshot, in three steps (raft FSM version 3): on the loop, take a stable
+ * read view of the committed database (cheap); on a worker thread, copy it;
+ * on the loop again, release the copy and the view. Applies go on meanwhile. */
 static int fsm_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    struct fsm *f = rf->data;
+
+    fsm_flush(f);
+    if (f->reader_busy) {
+        return RAFT_BUSY; /* a checkpoint is running; raft retries later */
+    }
+    if (store_reader_begin(f->store) != 0) {
+        log_error("snapshot: %s", f->store->errmsg);
+        return RAFT_BUSY;
+    }
+    f->reader_busy = 1;
+    f->snap_index = f->applied_index;
+    f->snap_seq = f->last_seq;
+    f->snap_started = util_mono_ms();
+    *bufs = NULL;
+    *n_bufs = 0;
+    return 0;
+}
+
+static int fsm_snapshot_async(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
     struct fsm *f = rf->data;
     unsigned char *image = NULL;
     size_t size = 0;
     uint8_t *p;
-    uint64_t started = util_mono_ms();
 
-    fsm_flush(f);
-    if (store_serialize(f->store, &image, &size) != 0) {
-        log_error("snapshot: %s", f->store->errmsg);
+    if (store_reader_serialize(f->store, &image, &size) != 0) {
         return RAFT_IOERR;
     }
     *bufs = raft_malloc(sizeof **bufs);
     p = raft_malloc(SNAPSHOT_HEADER + size);
     if (*bufs == NULL || p == NULL) {
         raft_free(*bufs);
+        *bufs = NULL;
         raft_free(p);
         free(image);
         return RAFT_NOMEM;
     }
     memset(p, 0, SNAPSHOT_HEADER);
     put_u64(p, SNAPSHOT_MAGIC);
-    put_u64(p + 8, f->applied_index);
-    put_u64(p + 16, f->last_seq);
+    put_u64(p + 8, f->snap_index);
+    put_u64(p + 16, f->snap_seq);
     memcpy(p + SNAPSHOT_HEADER, image, size);
     free(image);
     (*bufs)[0].base = p;
     (*bufs)[0].len = SNAPSHOT_HEADER + size;
     *n_bufs = 1;
-    log_info("snapshot at index %llu, seq %llu, %zu bytes in %llu ms",
-             (unsigned long long)f->applied_index, (unsigned long long)f->last_seq, size,
-             (unsigned long long)(util_mono_ms() - started));
     return 0;
 }
 
 static int fsm_snapshot_finalize(struct raft_fsm *rf, struct raft_buffer *bufs[],
                                  unsigned *n_bufs)
 {
+    struct fsm *f = rf->data;
     unsigned i;
-    (void)rf;
+    if (f->reader_busy) {
+        if (*bufs != NULL && *n_bufs == 1) {
+            log_info("snapshot at index %llu, seq %llu, %zu bytes, %llu ms",
+                     (unsigned long long)f->snap_index, (unsigned long long)f->snap_seq,
+                     (*bufs)[0].len, (unsigned long long)(util_mono_ms() - f->snap_started));
+        } else {
+            log_warn("snapshot at index %llu failed: %s", (unsigned long long)f->snap_index,
+                     f->store->reader_errmsg);
+        }
+        store_reader_end(f->store);
+        f->reader_busy = 0;
+    }
     if (*bufs != NULL) {
         for (i = 0; i < *n_bufs; i++) {
             raft_free((*bufs)[i].base);
@@ -318,7 +348,8 @@ int fsm_init(struct fsm *f, struct store *store)
 {
     memset(f, 0, sizeof *f);
     f->store = store;
-    f->raft_fsm.version = 2;
+    f->raft_fsm.version = 3;
+    f->raft_fsm.snapshot_async = fsm_snapshot_async;
     f->raft_fsm.data = f;
     f->raft_fsm.apply = fsm_apply;
     f->raft_fsm.snapshot = fsm_snapshot;

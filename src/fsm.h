@@ -51,6 +51,9 @@ struct fsm {
     int group_commit;
     int in_tx;
     unsigned tx_entries;
+    /* The store's reader connection is in use by a snapshot or checkpoint. */
+    int reader_busy;
+    uint64_t snap_index, snap_seq, snap_started;
 };
 
 /* Bind @f to an open @store. Returns 0. */

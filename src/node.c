@@ -117,11 +117,41 @@ static void on_restore(void *data, uint64_t last_seq)
     http_seq_applied(&node->http, last_seq);
 }
 
-/* After each loop iteration's I/O: commit what apply wrote in it. */
+#define CHECKPOINT_WAL_PAGES 512 /* 16 MiB of WAL at 4 KiB pages */
+
+static void checkpoint_work(uv_work_t *w)
+{
+    struct node *node = w->data;
+    if (store_reader_checkpoint(&node->store) != 0) {
+        log_warn("%s", node->store.reader_errmsg);
+    }
+}
+
+static void checkpoint_done(uv_work_t *w, int status)
+{
+    struct node *node = w->data;
+    (void)status;
+    node->fsm.reader_busy = 0;
+    node->checkpointing = 0;
+    if (node->raft_closed) {
+        uv_stop(&node->loop);
+    }
+}
+
+/* After each loop iteration's I/O: commit what apply wrote in it, and copy a
+ * grown WAL back into the database off the loop thread (it fsyncs). */
 static void on_check(uv_check_t *h)
 {
     struct node *node = h->data;
     fsm_flush(&node->fsm);
+    if (node->store.wal_pages >= CHECKPOINT_WAL_PAGES && !node->fsm.reader_busy &&
+        !node->stopping) {
+        node->fsm.reader_busy = 1;
+        node->checkpointing = 1;
+        node->store.wal_pages = 0;
+        node->checkpoint.data = node;
+        uv_queue_work(&node->loop, &node->checkpoint, checkpoint_work, checkpoint_done);
+    }
 }
 
 static void cluster_closed(struct cluster *c)
@@ -130,7 +160,10 @@ static void cluster_closed(struct cluster *c)
     log_info("raft closed");
     uv_check_stop(&node->flush);
     fsm_flush(&node->fsm);
-    uv_stop(&node->loop);
+    node->raft_closed = 1;
+    if (!node->checkpointing) {
+        uv_stop(&node->loop);
+    }
 }
 
 static void on_signal(uv_signal_t *h, int signum)

@@ -22,6 +22,9 @@ struct node {
     struct http_server http;
     uv_signal_t sigint, sigterm;
     uv_check_t flush; /* commits the read model once per loop iteration */
+    uv_work_t checkpoint;
+    int checkpointing;
+    int raft_closed;
     char admin_token[256];
     int stopping;
     int exit_code;

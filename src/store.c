@@ -55,6 +55,8 @@ static const char *const sql[ST__COUNT] = {
     [ST_ROLLBACK_TO] = "ROLLBACK TO cmd",
     [ST_META_GET] = "SELECT v FROM meta WHERE k = ?",
     [ST_META_SET] = "INSERT OR REPLACE INTO meta(k, v) VALUES(?, ?)",
+    [ST_META_SET_APPLIED] = "UPDATE meta SET v = CASE k WHEN 'applied_index' THEN ?1 ELSE ?2 END "
+                            "WHERE k IN ('applied_index', 'last_seq')",
     [ST_DIR_GET] = "SELECT " DIR_COLS " FROM directories WHERE id = ?",
     [ST_DIR_INSERT] = "INSERT INTO directories(id, created, parent, name) VALUES(?, ?, ?, ?)",
     [ST_DIR_NAME_TAKEN] = "SELECT 1 FROM directories WHERE parent = ? AND name = ? AND id <> ?",
@@ -129,11 +131,16 @@ static void store_finalize(struct store *st)
     }
 }
 
+static int wal_hook(void *data, sqlite3 *db, const char *name, int pages);
+
 int store_open(struct store *st, const char *path)
 {
     char *errmsg = NULL;
 
     memset(st->stmts, 0, sizeof st->stmts);
+    st->reader = NULL;
+    pthread_mutex_init(&st->reader_lock, NULL);
+    st->wal_pages = 0;
     st->errmsg[0] = '\0';
     snprintf(st->path, sizeof st->path, "%s", path);
     if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
@@ -146,11 +153,12 @@ int store_open(struct store *st, const char *path)
     }
     /* The read model is rebuilt from raft (snapshot + log) after a crash, so
      * WAL with synchronous=NORMAL is enough: a commit survives a process kill,
-     * and what a power loss takes back, the raft log replays. Only this
-     * process opens the file: exclusive locking spares every statement its
-     * file locks and the WAL its shared-memory index. */
+     * and what a power loss takes back, the raft log replays. Checkpoints
+     * (which fsync) run on the reader connection off the loop thread, so
+     * the automatic ones are off. */
+    sqlite3_busy_timeout(st->db, 5000);
     if (sqlite3_exec(st->db,
-                     "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL;"
+                     "PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0;"
                      "PRAGMA synchronous=NORMAL;"
                      "PRAGMA foreign_keys=OFF; PRAGMA cache_size=-65536;",
                      NULL, NULL, &errmsg) != SQLITE_OK ||
@@ -168,17 +176,81 @@ int store_open(struct store *st, const char *path)
         st->db = NULL;
         return -1;
     }
+    sqlite3_wal_hook(st->db, wal_hook, st);
+    if (sqlite3_open_v2(path, &st->reader, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
+        snprintf(st->errmsg, sizeof st->errmsg, "open reader %s: %s", path,
+                 st->reader ? sqlite3_errmsg(st->reader) : "out of memory");
+        store_close(st);
+        return -1;
+    }
+    sqlite3_busy_timeout(st->reader, 5000);
+    sqlite3_exec(st->reader, "PRAGMA synchronous=NORMAL;", NULL, NULL, NULL);
     return 0;
+}
+
+static int wal_hook(void *data, sqlite3 *db, const char *name, int pages)
+{
+    struct store *st = data;
+    (void)db;
+    (void)name;
+    st->wal_pages = (unsigned)pages;
+    return SQLITE_OK;
 }
 
 void store_close(struct store *st)
 {
+    if (st->reader != NULL) {
+        sqlite3_close(st->reader);
+        st->reader = NULL;
+    }
     if (st->db == NULL) {
         return;
     }
     store_finalize(st);
     sqlite3_close(st->db);
     st->db = NULL;
+}
+
+int store_reader_begin(struct store *st)
+{
+    sqlite3_stmt *s = NULL;
+    int rv;
+    /* BEGIN is lazy: the SELECT takes the read snapshot now. */
+    if (sqlite3_exec(st->reader, "BEGIN", NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(st->reader, "SELECT v FROM meta LIMIT 1", -1, &s, NULL) != SQLITE_OK) {
+        snprintf(st->errmsg, sizeof st->errmsg, "reader begin: %s", sqlite3_errmsg(st->reader));
+        sqlite3_exec(st->reader, "ROLLBACK", NULL, NULL, NULL);
+        return -1;
+    }
+    rv = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (rv != SQLITE_ROW && rv != SQLITE_DONE) {
+        snprintf(st->errmsg, sizeof st->errmsg, "reader begin: %s", sqlite3_errmsg(st->reader));
+        sqlite3_exec(st->reader, "ROLLBACK", NULL, NULL, NULL);
+        return -1;
+    }
+    return 0;
+}
+
+void store_reader_end(struct store *st)
+{
+    sqlite3_exec(st->reader, "COMMIT", NULL, NULL, NULL);
+}
+
+int store_reader_checkpoint(struct store *st)
+{
+    int log_frames = 0, done = 0;
+    int rv;
+    pthread_mutex_lock(&st->reader_lock);
+    rv = sqlite3_wal_checkpoint_v2(st->reader, "main", SQLITE_CHECKPOINT_PASSIVE, &log_frames,
+                                   &done);
+    pthread_mutex_unlock(&st->reader_lock);
+    if (rv != SQLITE_OK) {
+        snprintf(st->reader_errmsg, sizeof st->reader_errmsg, "checkpoint: %s",
+                 sqlite3_errmsg(st->reader));
+        return -1;
+    }
+    return 0;
 }
 
 sqlite3_stmt *store_stmt(struct store *st, enum store_stmt id)
@@ -281,12 +353,13 @@ int store_meta_set(struct store *st, const char *key, uint64_t value)
     return rv == SQLITE_DONE ? 0 : -1;
 }
 
-int store_serialize(struct store *st, unsigned char **data, size_t *size)
+static int serialize_db(sqlite3 *db, char *errmsg, size_t errsize, unsigned char **data,
+                        size_t *size)
 {
     sqlite3_int64 n = 0;
-    unsigned char *p = sqlite3_serialize(st->db, "main", &n, 0);
+    unsigned char *p = sqlite3_serialize(db, "main", &n, 0);
     if (p == NULL) {
-        snprintf(st->errmsg, sizeof st->errmsg, "serialize: %s", sqlite3_errmsg(st->db));
+        snprintf(errmsg, errsize, "serialize: %s", sqlite3_errmsg(db));
         return -1;
     }
     /* Mark the image as a rollback-journal database (header bytes 18-19) so
@@ -298,13 +371,34 @@ int store_serialize(struct store *st, unsigned char **data, size_t *size)
     *data = malloc((size_t)n);
     if (*data == NULL) {
         sqlite3_free(p);
-        snprintf(st->errmsg, sizeof st->errmsg, "serialize: out of memory");
+        snprintf(errmsg, errsize, "serialize: out of memory");
         return -1;
     }
     memcpy(*data, p, (size_t)n);
     sqlite3_free(p);
     *size = (size_t)n;
     return 0;
+}
+
+int store_meta_set_applied(struct store *st, uint64_t index, uint64_t seq)
+{
+    int rv = store_run(st, ST_META_SET_APPLIED, "ii", (int64_t)index, (int64_t)seq);
+    sqlite3_reset(st->stmts[ST_META_SET_APPLIED]);
+    return rv == SQLITE_DONE ? 0 : -1;
+}
+
+int store_serialize(struct store *st, unsigned char **data, size_t *size)
+{
+    return serialize_db(st->db, st->errmsg, sizeof st->errmsg, data, size);
+}
+
+int store_reader_serialize(struct store *st, unsigned char **data, size_t *size)
+{
+    int rv;
+    pthread_mutex_lock(&st->reader_lock);
+    rv = serialize_db(st->reader, st->reader_errmsg, sizeof st->reader_errmsg, data, size);
+    pthread_mutex_unlock(&st->reader_lock);
+    return rv;
 }
 
 static int write_file(const char *path, const unsigned char *data, size_t size)
@@ -344,7 +438,13 @@ int store_replace(struct store *st, const unsigned char *data, size_t size)
         unlink(tmp);
         return -1;
     }
+    /* Wait for background work on the reader, and end its view. */
+    pthread_mutex_lock(&st->reader_lock);
+    if (st->reader != NULL && !sqlite3_get_autocommit(st->reader)) {
+        sqlite3_exec(st->reader, "ROLLBACK", NULL, NULL, NULL);
+    }
     store_close(st);
+    pthread_mutex_unlock(&st->reader_lock);
     snprintf(side, sizeof side, "%s-wal", path);
     unlink(side);
     snprintf(side, sizeof side, "%s-shm", path);

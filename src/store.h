@@ -8,6 +8,7 @@
 #define VARASTO_STORE_H
 
 #include <cjson/cJSON.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -22,6 +23,7 @@ enum store_stmt {
     ST_ROLLBACK_TO,
     ST_META_GET,
     ST_META_SET,
+    ST_META_SET_APPLIED,
     ST_DIR_GET,
     ST_DIR_INSERT,
     ST_DIR_NAME_TAKEN,
@@ -70,10 +72,14 @@ enum store_stmt {
 };
 
 struct store {
-    sqlite3 *db;
+    sqlite3 *db;       /* the loop thread's connection: all writes, all reads */
+    sqlite3 *reader;   /* background work (snapshot copy, checkpoint) */
+    pthread_mutex_t reader_lock; /* held while a worker thread uses reader */
     sqlite3_stmt *stmts[ST__COUNT];
+    unsigned wal_pages; /* WAL size after the last commit */
     char path[1024];
     char errmsg[256];
+    char reader_errmsg[256];
 };
 
 /* Open (creating if needed) the database at @path and prepare statements.
@@ -103,9 +109,25 @@ int store_release_savepoint(struct store *st);
 /* meta: applied raft index and last event sequence number. */
 uint64_t store_meta_get(struct store *st, const char *key);
 int store_meta_set(struct store *st, const char *key, uint64_t value);
+/* Record the applied raft index and the last event seq (one statement). */
+int store_meta_set_applied(struct store *st, uint64_t index, uint64_t seq);
 
 /* Serialize the whole database into a new malloc'ed buffer. */
 int store_serialize(struct store *st, unsigned char **data, size_t *size);
+
+/* ---- background work on the reader connection ----
+ * The caller serializes uses of the reader (one job at a time). */
+
+/* Start a read transaction on the reader: a stable view of everything
+ * committed so far, while the loop keeps writing. Loop thread. */
+int store_reader_begin(struct store *st);
+/* Copy the reader's view (like store_serialize). Any thread. */
+int store_reader_serialize(struct store *st, unsigned char **data, size_t *size);
+/* End the reader's transaction. Loop thread. */
+void store_reader_end(struct store *st);
+/* Copy WAL frames back into the database without blocking the writer
+ * (PASSIVE checkpoint). Any thread. Returns 0 or -1. */
+int store_reader_checkpoint(struct store *st);
 
 /* Replace the database file with @data (a store_serialize image) and reopen.
  * Returns 0 or -1 with st->errmsg set. */

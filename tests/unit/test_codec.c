@@ -4,6 +4,7 @@
 #include "codec.h"
 #include "commands.pb-c.h"
 #include "testlib.h"
+#include "util.h"
 
 static int decode(const ProtobufCMessageDescriptor *d, const char *text, ProtobufCMessage **m,
                   struct codec_error *err)
@@ -140,6 +141,37 @@ static void test_empty_lists_encode_as_arrays(void)
     cJSON_Delete(out);
 }
 
+/* The direct writer (events) produces the same document as the cJSON path. */
+static void test_direct_writer_matches_encode(void)
+{
+    const char *text =
+        "{\"Collection\":\"c\\\"q\\u0001\",\"ID\":\"x\\n\",\"Parent\":\"\",\"Created\":\"t\","
+        "\"FilesCreated\":[{\"Path\":\"\\u00e9\\\\\",\"Sha256\":\"s\",\"Created\":\"t\","
+        "\"Modified\":\"u\",\"Size\":-12,\"BlobRefs\":[\"r1\",\"r2\"]}],\"FilesUpdated\":[],"
+        "\"FilesDeleted\":[\"z\"]}";
+    ProtobufCMessage *m;
+    struct codec_error err;
+    struct buf out;
+    cJSON *a, *b;
+    char *pa, *pb;
+
+    CHECK_INT(decode(&varasto__collection_commit_changeset__descriptor, text, &m, &err), 0);
+    buf_init(&out);
+    CHECK_INT(codec_write_json(m, &out), 0);
+    a = codec_encode(m);
+    b = cJSON_Parse(out.data);
+    CHECK(b != NULL);
+    pa = cJSON_PrintUnformatted(a);
+    pb = cJSON_PrintUnformatted(b);
+    CHECK_STR(pb, pa);
+    free(pa);
+    free(pb);
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+    buf_free(&out);
+    protobuf_c_message_free_unpacked(m, NULL);
+}
+
 static void test_rejects_non_object(void)
 {
     expect_error(&varasto__directory_rename__descriptor, "[1,2]", "expected a JSON object");
@@ -157,5 +189,6 @@ int main(void)
     RUN(test_round_trip);
     RUN(test_empty_lists_encode_as_arrays);
     RUN(test_rejects_non_object);
+    RUN(test_direct_writer_matches_encode);
     return test_report("codec");
 }
