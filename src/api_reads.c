@@ -9,36 +9,30 @@
 #define EVENTS_DEFAULT_LIMIT 100
 #define EVENTS_MAX_LIMIT 10000
 
-static void reply_doc(struct node *node, h2o_req_t *req, cJSON *doc)
+/* Answer with the document a store view function writes, or 404. */
+static void reply_view(struct node *node, h2o_req_t *req, const char *id, const char *what,
+                       int (*view)(struct store *, const char *, struct buf *))
 {
-    char *text = cJSON_PrintUnformatted(doc);
-    cJSON_Delete(doc);
-    if (text == NULL) {
-        http_reply_error(node, req, ERR_INTERNAL, "out of memory");
-        return;
+    struct buf out;
+    int found;
+    buf_init(&out);
+    found = store_read(&node->store, view, id, &out);
+    if (!found) {
+        http_reply_error(node, req, ERR_NOT_FOUND, "%s '%s' not found", what, id);
+    } else {
+        http_reply_json(node, req, 200, out.data, out.len);
     }
-    http_reply_json(node, req, 200, text, strlen(text));
-    free(text);
+    buf_free(&out);
 }
 
 void api_directory_get(struct node *node, h2o_req_t *req, char **params)
 {
-    cJSON *view = store_directory_view(&node->store, params[0]);
-    if (view == NULL) {
-        http_reply_error(node, req, ERR_NOT_FOUND, "directory '%s' not found", params[0]);
-        return;
-    }
-    reply_doc(node, req, view);
+    reply_view(node, req, params[0], "directory", store_directory_view);
 }
 
 void api_collection_get(struct node *node, h2o_req_t *req, char **params)
 {
-    cJSON *c = store_collection_json(&node->store, params[0]);
-    if (c == NULL) {
-        http_reply_error(node, req, ERR_NOT_FOUND, "collection '%s' not found", params[0]);
-        return;
-    }
-    reply_doc(node, req, c);
+    reply_view(node, req, params[0], "collection", store_collection_view);
 }
 
 void api_events_page(struct node *node, h2o_req_t *req, char **params)

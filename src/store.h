@@ -16,6 +16,7 @@
 /* Prepared statements, by purpose. */
 enum store_stmt {
     ST_BEGIN,
+    ST_BEGIN_READ,
     ST_COMMIT,
     ST_ROLLBACK,
     ST_SAVEPOINT,
@@ -133,16 +134,23 @@ int store_reader_checkpoint(struct store *st);
  * Returns 0 or -1 with st->errmsg set. */
 int store_replace(struct store *st, const unsigned char *data, size_t size);
 
-/* ---- reads for the REST API (new cJSON objects, or NULL if not found) ---- */
+/* ---- reads for the REST API: documents appended to a buffer ---- */
 
-cJSON *store_directory_json(struct store *st, const char *id);
-/* The GET /api_v2/directories/{id} document. */
-cJSON *store_directory_view(struct store *st, const char *id);
-cJSON *store_collection_json(struct store *st, const char *id);
+struct buf;
+
+/* The GET /api_v2/directories/{id} document; returns 1, or 0 if no such
+ * directory (then @out holds a partial document to discard). */
+int store_directory_view(struct store *st, const char *id, struct buf *out);
+/* The GET /api_v2/collections/{id} document; same returns. */
+int store_collection_view(struct store *st, const char *id, struct buf *out);
+
+/* Run a view function inside one read transaction (when none is open), so
+ * its queries share one WAL snapshot and one lock acquisition. */
+int store_read(struct store *st, int (*view)(struct store *, const char *, struct buf *),
+               const char *id, struct buf *out);
 
 /* Append events with seq > @after (at most @limit, matching @types when
  * non-NULL) to @out as a JSON array body "[...]". Returns the number. */
-struct buf;
 struct type_filter;
 int store_events_page(struct store *st, uint64_t after, unsigned limit,
                       const struct type_filter *types, struct buf *out);

@@ -23,20 +23,45 @@ uint64_t util_mono_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm):
+ * strftime and gmtime_r cost more than the rest of a read. */
+static void civil_from_days(int64_t z, int *y, unsigned *m, unsigned *d)
+{
+    int64_t era, yy;
+    unsigned doe, yoe, doy, mp;
+    z += 719468;
+    era = (z >= 0 ? z : z - 146096) / 146097;
+    doe = (unsigned)(z - era * 146097);
+    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    yy = (int64_t)yoe + era * 400;
+    doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    mp = (5 * doy + 2) / 153;
+    *d = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = (int)(yy + (*m <= 2));
+}
+
 void util_format_time(int64_t ms, char *out, size_t size)
 {
-    time_t secs = (time_t)(ms / 1000);
-    int millis = (int)(ms % 1000);
-    struct tm tm;
-    char date[24];
+    int64_t secs = ms / 1000;
+    int64_t millis = ms % 1000;
+    int64_t days, rem;
+    unsigned m, d;
+    int y;
 
     if (millis < 0) {
         millis += 1000;
         secs -= 1;
     }
-    gmtime_r(&secs, &tm);
-    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, size, "%s.%03dZ", date, millis);
+    days = secs / 86400;
+    rem = secs % 86400;
+    if (rem < 0) {
+        rem += 86400;
+        days -= 1;
+    }
+    civil_from_days(days, &y, &m, &d);
+    snprintf(out, size, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", y, m, d, (int)(rem / 3600),
+             (int)(rem / 60 % 60), (int)(rem % 60), (int)millis);
 }
 
 void util_random_id(char *out, size_t len)
@@ -138,17 +163,46 @@ int buf_appendf(struct buf *b, const char *fmt, ...)
     va_list ap;
     int n;
 
-    va_start(ap, fmt);
-    n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0 || buf_reserve(b, (size_t)n) != 0) {
+    /* Format straight into the spare room; only a long result formats twice. */
+    if (buf_reserve(b, 64) != 0) {
         return -1;
     }
     va_start(ap, fmt);
-    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    n = vsnprintf(b->data + b->len, b->cap - b->len, fmt, ap);
     va_end(ap);
+    if (n < 0) {
+        return -1;
+    }
+    if ((size_t)n >= b->cap - b->len) {
+        if (buf_reserve(b, (size_t)n) != 0) {
+            return -1;
+        }
+        va_start(ap, fmt);
+        vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
     b->len += (size_t)n;
     return 0;
+}
+
+int buf_append_int(struct buf *b, long long v)
+{
+    char tmp[24];
+    char *p = tmp + sizeof tmp;
+    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0) {
+        *--p = '-';
+    }
+    return buf_append(b, p, (size_t)(tmp + sizeof tmp - p));
+}
+
+int buf_append_str(struct buf *b, const char *s)
+{
+    return buf_append(b, s, strlen(s));
 }
 
 char *buf_steal(struct buf *b)

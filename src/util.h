@@ -40,6 +40,9 @@ void buf_free(struct buf *b);
 int buf_append(struct buf *b, const void *data, size_t len);
 int buf_appendf(struct buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* Append a decimal integer / a NUL-terminated string. */
+int buf_append_int(struct buf *b, long long v);
+int buf_append_str(struct buf *b, const char *s);
 /* Give up ownership of the data to the caller; the buffer becomes empty. */
 char *buf_steal(struct buf *b);
 

@@ -56,6 +56,20 @@ static void test_events_page(void)
     harness_close(&h);
 }
 
+static cJSON *view(struct harness *h, int (*fn)(struct store *, const char *, struct buf *),
+                   const char *id)
+{
+    struct buf out;
+    cJSON *doc = NULL;
+    buf_init(&out);
+    if (fn(&h->store, id, &out)) {
+        doc = cJSON_Parse(out.data);
+        CHECK(doc != NULL);
+    }
+    buf_free(&out);
+    return doc;
+}
+
 static void test_directory_view(void)
 {
     struct harness h;
@@ -63,9 +77,11 @@ static void test_directory_view(void)
     char *text;
     harness_open(&h);
     harness_apply(&h, "directory.Create", "{\"Parent\":\"root\",\"Name\":\"a\"}", "d1", NULL);
-    harness_apply(&h, "directory.Create", "{\"Parent\":\"d1\",\"Name\":\"b\"}", "d2", NULL);
+    harness_apply(&h, "directory.Create", "{\"Parent\":\"d1\",\"Name\":\"b \\\"q\\\"\"}", "d2",
+                  NULL);
     harness_apply(&h, "collection.Create", "{\"ParentDir\":\"d2\",\"Name\":\"c\"}", "c1", NULL);
-    v = store_directory_view(&h.store, "d2");
+    harness_apply(&h, "collection.Tag", "{\"Id\":\"c1\",\"Tag\":\"t\\n\"}", NULL, NULL);
+    v = view(&h, store_directory_view, "d2");
     text = cJSON_PrintUnformatted(v);
     /* parents root first, then d1 */
     CHECK_STR(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(v, "Parents"), 0), "Id")
@@ -74,16 +90,18 @@ static void test_directory_view(void)
     CHECK_STR(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(v, "Parents"), 1), "Id")
                   ->valuestring,
               "d1");
+    CHECK_STR(cJSON_GetObjectItem(cJSON_GetObjectItem(v, "Directory"), "Name")->valuestring,
+              "b \"q\"");
     CHECK_CONTAINS(text, "\"SubDirectories\":[]");
     CHECK_CONTAINS(text, "\"Collections\":[{\"Id\":\"c1\"");
     free(text);
     cJSON_Delete(v);
-    CHECK(store_directory_view(&h.store, "nope") == NULL);
-    v = store_collection_json(&h.store, "c1");
+    CHECK(view(&h, store_directory_view, "nope") == NULL);
+    v = view(&h, store_collection_view, "c1");
     text = cJSON_PrintUnformatted(v);
     CHECK_CONTAINS(text, "\"Rating\":null");
     CHECK_CONTAINS(text, "\"Head\":\"\"");
-    CHECK_CONTAINS(text, "\"Tags\":[]");
+    CHECK_CONTAINS(text, "\"Tags\":[\"t\\n\"]");
     CHECK_CONTAINS(text, "\"Files\":[]");
     free(text);
     cJSON_Delete(v);

@@ -1,0 +1,61 @@
+/* Helpers with their own arithmetic: time formatting and buffers. */
+#include <stdlib.h>
+#include <time.h>
+
+#include "testlib.h"
+#include "util.h"
+
+/* util_format_time against gmtime_r + strftime over a wide range of days,
+ * including leap days and dates before 1970. */
+static void test_format_time_matches_libc(void)
+{
+    int64_t ms;
+    unsigned checked = 0;
+    for (ms = -4102444800000LL; ms < 7258118400000LL; ms += 86399123LL * 7 + 17) {
+        char ours[40], libc[40], date[32];
+        time_t secs = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+        int millis = (int)(ms - (int64_t)secs * 1000);
+        struct tm tm;
+        gmtime_r(&secs, &tm);
+        strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(libc, sizeof libc, "%s.%03dZ", date, millis);
+        util_format_time(ms, ours, sizeof ours);
+        if (strcmp(ours, libc) != 0) {
+            CHECK_STR(ours, libc);
+            break;
+        }
+        checked++;
+    }
+    CHECK(checked > 10000);
+    {
+        char t[40];
+        util_format_time(1795717800123LL, t, sizeof t);
+        CHECK_STR(t, "2026-11-26T18:30:00.123Z");
+        util_format_time(951782400000LL, t, sizeof t);
+        CHECK_STR(t, "2000-02-29T00:00:00.000Z");
+    }
+}
+
+static void test_buf(void)
+{
+    struct buf b;
+    char big[300];
+    buf_init(&b);
+    CHECK_INT(buf_append_int(&b, -9007199254740992LL), 0);
+    CHECK_INT(buf_append_str(&b, ","), 0);
+    CHECK_INT(buf_append_int(&b, 0), 0);
+    CHECK_STR(b.data, "-9007199254740992,0");
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    CHECK_INT(buf_appendf(&b, "[%s]", big), 0);
+    CHECK_INT(b.len, 19 + 2 + 299);
+    CHECK(b.data[b.len - 1] == ']' && b.data[b.len] == '\0');
+    buf_free(&b);
+}
+
+int main(void)
+{
+    RUN(test_format_time_matches_libc);
+    RUN(test_buf);
+    return test_report("util");
+}
