@@ -1,4 +1,5 @@
 # The two commands a new user needs: `make run` and `make test`.
+MAKEFLAGS += --no-print-directory
 BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
