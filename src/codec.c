@@ -410,14 +410,14 @@ static int write_value(const ProtobufCFieldDescriptor *f, const void *src, struc
     case PROTOBUF_C_TYPE_INT32:
     case PROTOBUF_C_TYPE_SINT32:
     case PROTOBUF_C_TYPE_SFIXED32:
-        return buf_appendf(out, "%d", *(const int32_t *)src);
+        return buf_append_int(out, *(const int32_t *)src);
     case PROTOBUF_C_TYPE_UINT32:
     case PROTOBUF_C_TYPE_FIXED32:
-        return buf_appendf(out, "%u", *(const uint32_t *)src);
+        return buf_append_int(out, *(const uint32_t *)src);
     case PROTOBUF_C_TYPE_INT64:
     case PROTOBUF_C_TYPE_SINT64:
     case PROTOBUF_C_TYPE_SFIXED64:
-        return buf_appendf(out, "%lld", (long long)*(const int64_t *)src);
+        return buf_append_int(out, (long long)*(const int64_t *)src);
     case PROTOBUF_C_TYPE_UINT64:
     case PROTOBUF_C_TYPE_FIXED64:
         return buf_appendf(out, "%llu", (unsigned long long)*(const uint64_t *)src);
@@ -450,7 +450,9 @@ int codec_write_json(const ProtobufCMessage *msg, struct buf *out)
                 continue;
             }
         }
-        rv |= buf_appendf(out, "%s\"%s\":", first ? "" : ",", f->name);
+        rv |= first ? buf_append(out, "\"", 1) : buf_append(out, ",\"", 2);
+        rv |= buf_append_str(out, f->name);
+        rv |= buf_append(out, "\":", 2);
         first = 0;
         if (f->label == PROTOBUF_C_LABEL_REPEATED) {
             size_t n = *(const size_t *)(base + f->quantifier_offset);

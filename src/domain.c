@@ -34,8 +34,13 @@ static int domain_emit(struct domain_ctx *ctx, const char *type, const ProtobufC
      * generic codec, Type is one of our own constants. */
     util_format_time(ctx->time_ms, when, sizeof when);
     buf_init(&json);
-    rv = buf_appendf(&json, "{\"Seq\":%llu,\"Type\":\"%s\",\"Time\":\"%s\",\"Data\":",
-                     (unsigned long long)(ctx->seq + 1), type, when);
+    rv = buf_append_str(&json, "{\"Seq\":");
+    rv |= buf_append_int(&json, (long long)(ctx->seq + 1));
+    rv |= buf_append_str(&json, ",\"Type\":\"");
+    rv |= buf_append_str(&json, type);
+    rv |= buf_append_str(&json, "\",\"Time\":\"");
+    rv |= buf_append_str(&json, when);
+    rv |= buf_append_str(&json, "\",\"Data\":");
     rv |= codec_write_json(data, &json);
     rv |= buf_append(&json, "}", 1);
     if (rv != 0) {
@@ -50,7 +55,7 @@ static int domain_emit(struct domain_ctx *ctx, const char *type, const ProtobufC
     ctx->seq++;
     ev = &ctx->events[ctx->n_events++];
     ev->seq = ctx->seq;
-    snprintf(ev->type, sizeof ev->type, "%s", type);
+    util_copy(ev->type, sizeof ev->type, type);
     ev->len = json.len;
     ev->json = buf_steal(&json);
     return 0;
@@ -106,7 +111,7 @@ static void coll_name(struct store *st, const char *id, char *out, size_t size)
 {
     out[0] = '\0';
     if (store_run(st, ST_COLL_GET, "s", id) == SQLITE_ROW) {
-        snprintf(out, size, "%s", sqlite3_column_text(st->stmts[ST_COLL_GET], 3));
+        util_copy(out, size, (const char *)sqlite3_column_text(st->stmts[ST_COLL_GET], 3));
     }
     sqlite3_reset(st->stmts[ST_COLL_GET]);
 }
@@ -283,7 +288,7 @@ static int ap_dir_rename(struct domain_ctx *ctx, const ProtobufCMessage *m)
         sqlite3_reset(ctx->store->stmts[ST_DIR_GET]);
         return err_set(&ctx->err, ERR_NOT_FOUND, "Id: directory '%s' not found", c->id);
     }
-    snprintf(parent, sizeof parent, "%s", sqlite3_column_text(ctx->store->stmts[ST_DIR_GET], 2));
+    util_copy(parent, sizeof parent, (const char *)sqlite3_column_text(ctx->store->stmts[ST_DIR_GET], 2));
     sqlite3_reset(ctx->store->stmts[ST_DIR_GET]);
     if (name_taken(ctx->store, parent, c->name, c->id)) {
         return err_set(&ctx->err, ERR_CONFLICT, "a directory named '%s' already exists there",
@@ -351,7 +356,7 @@ static int ap_dir_move(struct domain_ctx *ctx, const ProtobufCMessage *m)
     }
     /* The new parent must not be the directory or one of its descendants:
      * walk up from the new parent to the root. */
-    snprintf(cur, sizeof cur, "%s", c->directory);
+    util_copy(cur, sizeof cur, c->directory);
     for (depth = 0; cur[0] != '\0' && depth < MAX_TREE_DEPTH; depth++) {
         if (strcmp(cur, c->id) == 0) {
             return err_set(&ctx->err, ERR_CONFLICT,
@@ -361,11 +366,11 @@ static int ap_dir_move(struct domain_ctx *ctx, const ProtobufCMessage *m)
             sqlite3_reset(st->stmts[ST_DIR_GET]);
             break;
         }
-        snprintf(cur, sizeof cur, "%s", sqlite3_column_text(st->stmts[ST_DIR_GET], 2));
+        util_copy(cur, sizeof cur, (const char *)sqlite3_column_text(st->stmts[ST_DIR_GET], 2));
         sqlite3_reset(st->stmts[ST_DIR_GET]);
     }
     store_run(st, ST_DIR_GET, "s", c->id);
-    snprintf(name, sizeof name, "%s", sqlite3_column_text(st->stmts[ST_DIR_GET], 3));
+    util_copy(name, sizeof name, (const char *)sqlite3_column_text(st->stmts[ST_DIR_GET], 3));
     sqlite3_reset(st->stmts[ST_DIR_GET]);
     if (name_taken(st, c->directory, name, c->id)) {
         return err_set(&ctx->err, ERR_CONFLICT, "a directory named '%s' already exists there",
@@ -596,7 +601,7 @@ static int ap_changeset(struct domain_ctx *ctx, const ProtobufCMessage *m)
         return rv;
     }
     store_run(st, ST_COLL_GET, "s", c->collection);
-    snprintf(head, sizeof head, "%s", sqlite3_column_text(st->stmts[ST_COLL_GET], 7));
+    util_copy(head, sizeof head, (const char *)sqlite3_column_text(st->stmts[ST_COLL_GET], 7));
     sqlite3_reset(st->stmts[ST_COLL_GET]);
     if (strcmp(head, c->parent) != 0) {
         return err_set(&ctx->err, ERR_CONFLICT, "Parent '%s' is not the collection's head '%s'",

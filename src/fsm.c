@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec.h"
 #include "entry.h"
 #include "log.h"
 
@@ -129,10 +130,13 @@ static void apply_command(struct fsm *f, const Varasto__Entry *e, uint64_t index
         store_release_savepoint(f->store);
         f->result.status = 200;
         f->result.body.len = 0;
-        buf_appendf(&f->result.body, "{\"Seq\":%llu,\"Index\":%llu",
-                    (unsigned long long)ctx->seq, (unsigned long long)index);
+        buf_append_str(&f->result.body, "{\"Seq\":");
+        buf_append_int(&f->result.body, (long long)ctx->seq);
+        buf_append_str(&f->result.body, ",\"Index\":");
+        buf_append_int(&f->result.body, (long long)index);
         if (cmd->creates_id) {
-            buf_appendf(&f->result.body, ",\"Id\":\"%s\"", ctx->generated_id);
+            buf_append_str(&f->result.body, ",\"Id\":");
+            codec_write_string(&f->result.body, ctx->generated_id);
         }
         buf_append(&f->result.body, "}", 1);
     }
@@ -330,8 +334,7 @@ static int fsm_restore(struct raft_fsm *rf, struct raft_buffer *buf)
         log_error("restore: %s", f->store->errmsg);
         rv = RAFT_IOERR;
     } else {
-        f->applied_index = store_meta_get(f->store, "applied_index");
-        f->last_seq = store_meta_get(f->store, "last_seq");
+        store_meta_get_applied(f->store, &f->applied_index, &f->last_seq);
         log_info("restored snapshot at index %llu, seq %llu", (unsigned long long)index,
                  (unsigned long long)seq);
         if (f->observer.on_restore != NULL) {
@@ -355,8 +358,7 @@ int fsm_init(struct fsm *f, struct store *store)
     f->raft_fsm.snapshot = fsm_snapshot;
     f->raft_fsm.snapshot_finalize = fsm_snapshot_finalize;
     f->raft_fsm.restore = fsm_restore;
-    f->applied_index = store_meta_get(store, "applied_index");
-    f->last_seq = store_meta_get(store, "last_seq");
+    store_meta_get_applied(store, &f->applied_index, &f->last_seq);
     f->idempotency_keep = 100000;
     f->idempotency_keep_ms = 24LL * 3600 * 1000;
     buf_init(&f->result.body);

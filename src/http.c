@@ -92,13 +92,24 @@ void http_add_header(h2o_req_t *req, const char *name, const char *value)
 
 void http_prepare(struct node *node, h2o_req_t *req, int status)
 {
-    char seq[32];
+    char *seq = h2o_mem_alloc_pool(&req->pool, 24);
+    unsigned long long v = node->fsm.last_seq;
+    char tmp[24];
+    size_t n = 0;
+
     req->res.status = status;
     req->res.reason = status == 200 ? "OK" : "Error";
-    snprintf(seq, sizeof seq, "%llu", (unsigned long long)node->fsm.last_seq);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
                    H2O_STRLIT("application/json"));
-    http_add_header(req, "x-varasto-seq", seq);
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    for (v = 0; v < n; v++) {
+        seq[v] = tmp[n - 1 - v];
+    }
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-varasto-seq"), 0, NULL,
+                          seq, n);
 }
 
 void http_reply_json(struct node *node, h2o_req_t *req, int status, const char *body, size_t len)

@@ -42,7 +42,9 @@ static const char schema[] =
     "  status INTEGER NOT NULL, body TEXT NOT NULL);"
     "CREATE INDEX IF NOT EXISTS idempotency_time ON idempotency(time_ms);"
     "INSERT OR IGNORE INTO directories(id, created, parent, name) VALUES('root', 0, '', 'root');"
-    "INSERT OR IGNORE INTO meta(k, v) VALUES('applied_index', 0), ('last_seq', 0);";
+    "CREATE TABLE IF NOT EXISTS applied ("
+    "  id INTEGER PRIMARY KEY CHECK (id = 1), idx INTEGER NOT NULL, seq INTEGER NOT NULL);"
+    "INSERT OR IGNORE INTO applied(id, idx, seq) VALUES(1, 0, 0);";
 
 #define DIR_COLS "id, created, parent, name, description, type, sensitivity"
 #define COLL_COLS "id, created, directory, name, description, sensitivity, rating, head"
@@ -57,8 +59,9 @@ static const char *const sql[ST__COUNT] = {
     [ST_ROLLBACK_TO] = "ROLLBACK TO cmd",
     [ST_META_GET] = "SELECT v FROM meta WHERE k = ?",
     [ST_META_SET] = "INSERT OR REPLACE INTO meta(k, v) VALUES(?, ?)",
-    [ST_META_SET_APPLIED] = "UPDATE meta SET v = CASE k WHEN 'applied_index' THEN ?1 ELSE ?2 END "
-                            "WHERE k IN ('applied_index', 'last_seq')",
+    /* One row, found by rowid: this runs once per applied entry. */
+    [ST_META_SET_APPLIED] = "UPDATE applied SET idx = ?, seq = ? WHERE id = 1",
+    [ST_META_GET_APPLIED] = "SELECT idx, seq FROM applied WHERE id = 1",
     [ST_DIR_GET] = "SELECT " DIR_COLS " FROM directories WHERE id = ?",
     [ST_DIR_INSERT] = "INSERT INTO directories(id, created, parent, name) VALUES(?, ?, ?, ?)",
     [ST_DIR_NAME_TAKEN] = "SELECT 1 FROM directories WHERE parent = ? AND name = ? AND id <> ?",
@@ -385,6 +388,16 @@ static int serialize_db(sqlite3 *db, char *errmsg, size_t errsize, unsigned char
     sqlite3_free(p);
     *size = (size_t)n;
     return 0;
+}
+
+void store_meta_get_applied(struct store *st, uint64_t *index, uint64_t *seq)
+{
+    *index = *seq = 0;
+    if (store_run(st, ST_META_GET_APPLIED, "") == SQLITE_ROW) {
+        *index = (uint64_t)sqlite3_column_int64(st->stmts[ST_META_GET_APPLIED], 0);
+        *seq = (uint64_t)sqlite3_column_int64(st->stmts[ST_META_GET_APPLIED], 1);
+    }
+    sqlite3_reset(st->stmts[ST_META_GET_APPLIED]);
 }
 
 int store_meta_set_applied(struct store *st, uint64_t index, uint64_t seq)

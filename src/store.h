@@ -25,6 +25,7 @@ enum store_stmt {
     ST_META_GET,
     ST_META_SET,
     ST_META_SET_APPLIED,
+    ST_META_GET_APPLIED,
     ST_DIR_GET,
     ST_DIR_INSERT,
     ST_DIR_NAME_TAKEN,
@@ -107,11 +108,12 @@ int store_savepoint(struct store *st);
 void store_rollback_to_savepoint(struct store *st);
 int store_release_savepoint(struct store *st);
 
-/* meta: applied raft index and last event sequence number. */
+/* meta: other node-local values, by key. */
 uint64_t store_meta_get(struct store *st, const char *key);
 int store_meta_set(struct store *st, const char *key, uint64_t value);
-/* Record the applied raft index and the last event seq (one statement). */
+/* The applied raft index and the last event seq (one row, one statement). */
 int store_meta_set_applied(struct store *st, uint64_t index, uint64_t seq);
+void store_meta_get_applied(struct store *st, uint64_t *index, uint64_t *seq);
 
 /* Serialize the whole database into a new malloc'ed buffer. */
 int store_serialize(struct store *st, unsigned char **data, size_t *size);

@@ -24,6 +24,9 @@ void util_sha256(const void *data, size_t len, uint8_t digest[32]);
 /* Lower-case hex of @len bytes into @out (2 * len + 1 bytes). */
 void util_hex(const uint8_t *data, size_t len, char *out);
 
+/* Copy @src (NULL as "") into @dst of @size bytes, truncating. */
+void util_copy(char *dst, size_t size, const char *src);
+
 /* Constant-time comparison of two NUL-terminated strings. */
 int util_secure_streq(const char *a, const char *b);
 

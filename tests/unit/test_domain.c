@@ -203,7 +203,7 @@ static void test_seq_is_gap_free(void)
 {
     CHECK_INT(q("SELECT COUNT(*) FROM events"), q("SELECT MAX(seq) FROM events"));
     CHECK_INT(q("SELECT MIN(seq) FROM events"), 1);
-    CHECK_INT(q("SELECT v FROM meta WHERE k='last_seq'"), q("SELECT MAX(seq) FROM events"));
+    CHECK_INT(q("SELECT seq FROM applied"), q("SELECT MAX(seq) FROM events"));
 }
 
 int main(void)

@@ -14,7 +14,7 @@ static void test_index_recorded_and_not_reapplied(void)
     CHECK_INT(harness_apply(&h, "directory.Create", "{\"Parent\":\"root\",\"Name\":\"a\"}", "d1",
                             NULL), 200);
     CHECK_INT(h.fsm.applied_index, 1);
-    CHECK_INT(harness_scalar(&h, "SELECT v FROM meta WHERE k='applied_index'"), 1);
+    CHECK_INT(harness_scalar(&h, "SELECT idx FROM applied"), 1);
     /* restart: the database remembers index and seq */
     harness_reopen(&h);
     CHECK_INT(h.fsm.applied_index, 1);
