@@ -9,105 +9,47 @@
 #include "entry.h"
 #include "log.h"
 #include "node.h"
+#include "submit.h"
 #include "util.h"
 
 #define IDEMPOTENCY_KEY_MAX 128
 #define GENERATED_ID_LEN 12
 #define TOKEN_LEN 40
 
-/* One command on its way through raft. Freed when both the raft request and
- * the timeout timer are done with it. */
+/* A client's command on its way: the request (if still there) and, for
+ * apikey.Create, the token this node made (shown once, never logged). */
 struct pending_cmd {
-    struct raft_apply apply;
     struct req_ref ref;
     struct node *node;
-    uv_timer_t timer;
-    int answered;
-    int raft_done;
-    char token[TOKEN_LEN + 1]; /* apikey.Create: shown once, never logged */
+    char token[TOKEN_LEN + 1];
 };
 
-static void pending_timer_closed(uv_handle_t *h)
+static void command_done(void *data, const struct submit_result *r)
 {
-    free(h->data);
-}
+    struct pending_cmd *p = data;
+    h2o_req_t *req = req_ref_detach(&p->ref);
 
-static void pending_release(struct pending_cmd *p)
-{
-    if (p->raft_done && p->answered) {
-        p->timer.data = p;
-        uv_close((uv_handle_t *)&p->timer, pending_timer_closed);
-    }
-}
-
-static void pending_gone(struct req_ref *ref)
-{
-    struct pending_cmd *p = (struct pending_cmd *)((char *)ref - offsetof(struct pending_cmd, ref));
-    p->answered = 1;
-    uv_timer_stop(&p->timer);
-    pending_release(p);
-}
-
-static void pending_answer_unavailable(struct pending_cmd *p, const char *message)
-{
-    h2o_req_t *req;
-    if (p->answered) {
-        return;
-    }
-    req = req_ref_detach(&p->ref);
-    p->answered = 1;
-    uv_timer_stop(&p->timer);
     if (req != NULL) {
-        http_reply_unavailable(p->node, req, message);
-    }
-}
-
-static void pending_timeout(uv_timer_t *t)
-{
-    struct pending_cmd *p = t->data;
-    pending_answer_unavailable(p, "the command was not committed in time; it may still be "
-                                  "applied: retry with the same Idempotency-Key");
-    pending_release(p);
-}
-
-static void apply_cb(struct raft_apply *req, int status, void *result)
-{
-    struct pending_cmd *p = req->data;
-    const struct fsm_result *r = result;
-    h2o_req_t *hreq;
-
-    p->raft_done = 1;
-    if (p->answered) {
-        pending_release(p);
-        return;
-    }
-    if (status != 0 || r == NULL || r->status == 0) {
-        pending_answer_unavailable(p, "leadership was lost; the command may have been "
-                                      "applied: retry with the same Idempotency-Key");
-        pending_release(p);
-        return;
-    }
-    hreq = req_ref_detach(&p->ref);
-    p->answered = 1;
-    uv_timer_stop(&p->timer);
-    if (hreq != NULL) {
-        http_prepare(p->node, hreq, r->status);
+        http_prepare(p->node, req, r->status);
         if (r->replayed) {
-            http_add_header(hreq, "idempotent-replayed", "true");
+            http_add_header(req, "idempotent-replayed", "true");
         }
-        if (p->token[0] != '\0' && r->status == 200 && !r->replayed && r->body.len > 1) {
+        if (r->retry) {
+            http_add_header(req, "retry-after", "1");
+        }
+        if (p->token[0] != '\0' && r->status == 200 && !r->replayed && r->len > 1) {
             /* The token is added here, by the node that made it: it is in
              * neither the log nor the idempotency record. */
-            size_t n = r->body.len - 1 + sizeof ",\"Token\":\"\"}" + TOKEN_LEN;
-            char *body = h2o_mem_alloc_pool(&hreq->pool, n);
-            int len = snprintf(body, n, "%.*s,\"Token\":\"%s\"}", (int)(r->body.len - 1),
-                               r->body.data, p->token);
-            h2o_send_inline(hreq, body, (size_t)len);
+            size_t n = r->len - 1 + sizeof ",\"Token\":\"\"}" + TOKEN_LEN;
+            char *body = h2o_mem_alloc_pool(&req->pool, n);
+            int len = snprintf(body, n, "%.*s,\"Token\":\"%s\"}", (int)(r->len - 1), r->body,
+                               p->token);
+            h2o_send_inline(req, body, (size_t)len);
         } else {
-            h2o_send_inline(hreq, r->body.data, r->body.len);
+            h2o_send_inline(req, r->body, r->len);
         }
     }
-    pending_release(p);
+    free(p);
 }
 
 static int valid_idempotency_key(const char *k)
@@ -167,7 +109,7 @@ static void submit_command(struct node *node, h2o_req_t *req, const struct domai
     uint8_t hash[32], token_hash[32];
     uint8_t *payload = NULL;
     size_t payload_len;
-    int has_key, rv;
+    int has_key;
 
     has_key = http_header(req, "idempotency-key", key, sizeof key);
     if (has_key < 0 || (has_key == 1 && !valid_idempotency_key(key))) {
@@ -198,10 +140,6 @@ static void submit_command(struct node *node, h2o_req_t *req, const struct domai
         if (idempotency_answer(node, req, key, hash)) {
             goto out;
         }
-    }
-    if (!cluster_is_leader(&node->cluster)) {
-        http_reply_unavailable(node, req, "no leader is reachable; retry");
-        goto out;
     }
     p = calloc(1, sizeof *p);
     if (p == NULL) {
@@ -236,21 +174,8 @@ static void submit_command(struct node *node, h2o_req_t *req, const struct domai
         goto out;
     }
     p->node = node;
-    p->apply.data = p;
-    rv = cluster_submit(&node->cluster, &p->apply, &buf, apply_cb);
-    if (rv != 0) {
-        raft_free(buf.base);
-        free(p);
-        http_reply_unavailable(node, req, rv == RAFT_NOTLEADER ? "no leader is reachable; retry"
-                                                               : "the log is not accepting "
-                                                                 "commands now; retry");
-        goto out;
-    }
     req_ref_attach(&p->ref, req);
-    p->ref.on_gone = pending_gone;
-    uv_timer_init(&node->loop, &p->timer);
-    p->timer.data = p;
-    uv_timer_start(&p->timer, pending_timeout, node->config.command_timeout_ms, 0);
+    submit_entry(node, buf, 0, command_done, p);
 out:
     free(payload);
     if (msg != NULL) {

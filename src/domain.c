@@ -686,6 +686,25 @@ static int ap_apikey_remove(struct domain_ctx *ctx, const ProtobufCMessage *m)
     return domain_emit(ctx, "apikey.Removed", m);
 }
 
+/* ---- cluster ----------------------------------------------------------------------- */
+
+static int chk_announce(const ProtobufCMessage *m, struct err *e)
+{
+    const Varasto__ClusterAnnounce *c = (const void *)m;
+    if (c->id == 0 || c->httpaddress[0] == '\0' || c->raftaddress[0] == '\0') {
+        return err_set(e, ERR_BAD_REQUEST, "cluster.Announce needs Id and both addresses");
+    }
+    return 0;
+}
+
+static int ap_announce(struct domain_ctx *ctx, const ProtobufCMessage *m)
+{
+    const Varasto__ClusterAnnounce *c = (const void *)m;
+    /* Where a member serves: node-level plumbing, not a domain event. */
+    return write_ok(ctx, store_run(ctx->store, ST_NODE_PUT, "iss", (int64_t)c->id,
+                                   c->raftaddress, c->httpaddress));
+}
+
 /* ---- the table -------------------------------------------------------------------- */
 
 #define D(msg) &varasto__##msg##__descriptor
@@ -715,6 +734,7 @@ static const struct domain_command commands[] = {
      ap_changeset},
     {"apikey.Create", D(apikey_create), 1, 0, chk_apikey_create, ap_apikey_create},
     {"apikey.Remove", D(apikey_remove), 0, 0, NULL, ap_apikey_remove},
+    {"cluster.Announce", D(cluster_announce), 0, 1, chk_announce, ap_announce},
 };
 
 const struct domain_command *domain_find(const char *name)

@@ -31,6 +31,7 @@ struct http_route {
 struct req_ref {
     h2o_req_t *req;
     void (*on_gone)(struct req_ref *ref);
+    void *data;            /* the owner's, untouched here */
     struct req_ref **slot; /* in the request's pool; points back here */
 };
 

@@ -8,7 +8,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "commands.pb-c.h"
+#include "entry.h"
 #include "log.h"
+#include "submit.h"
 #include "util.h"
 
 #define TOKEN_MIN_LEN 16
@@ -84,17 +87,31 @@ static int load_token(struct node *node, char *err, size_t err_size)
     return 0;
 }
 
+static const char *bearer(h2o_req_t *req, char *value, size_t size)
+{
+    if (http_header(req, "authorization", value, size) != 1 ||
+        strncasecmp(value, "Bearer ", 7) != 0) {
+        return NULL;
+    }
+    return value + 7;
+}
+
+int node_is_admin(struct node *node, h2o_req_t *req)
+{
+    char value[512];
+    const char *token = bearer(req, value, sizeof value);
+    return token != NULL && util_secure_streq(token, node->admin_token);
+}
+
 int node_authorized(struct node *node, h2o_req_t *req)
 {
     char value[512];
-    const char *token;
+    const char *token = bearer(req, value, sizeof value);
     uint8_t hash[32];
 
-    if (http_header(req, "authorization", value, sizeof value) != 1 ||
-        strncasecmp(value, "Bearer ", 7) != 0) {
+    if (token == NULL) {
         return 0;
     }
-    token = value + 7;
     if (util_secure_streq(token, node->admin_token)) {
         return 1;
     }
@@ -108,6 +125,7 @@ static void on_commit(void *data, const struct domain_event *events, unsigned n,
     struct node *node = data;
     push_publish(&node->push, events, n, last_seq);
     http_seq_applied(&node->http, last_seq);
+    submit_applied(node, node->fsm.applied_index);
 }
 
 static void on_restore(void *data, uint64_t last_seq)
@@ -115,6 +133,57 @@ static void on_restore(void *data, uint64_t last_seq)
     struct node *node = data;
     push_reset(&node->push, last_seq);
     http_seq_applied(&node->http, last_seq);
+    submit_applied(node, node->fsm.applied_index);
+}
+
+/* ---- announcing this node's addresses through the log ---- */
+
+#define ANNOUNCE_INTERVAL_MS 300
+
+static void announce_done(void *data, const struct submit_result *r)
+{
+    struct node *node = data;
+    node->announcing = 0;
+    if (r->status != 200) {
+        log_debug("announce: %d %.*s", r->status, (int)r->len, r->body);
+    } else {
+        log_info("announced HTTP address %s to the cluster", node->config.http);
+    }
+}
+
+static void announce_tick(uv_timer_t *t)
+{
+    struct node *node = t->data;
+    Varasto__ClusterAnnounce msg = VARASTO__CLUSTER_ANNOUNCE__INIT;
+    Varasto__Entry e = VARASTO__ENTRY__INIT;
+    char raft[CONFIG_ADDR_MAX], http[CONFIG_ADDR_MAX];
+    struct raft_buffer buf;
+    uint8_t *payload;
+
+    if (node->announcing || node->stopping || cluster_leader_id(&node->cluster) == 0) {
+        return;
+    }
+    if (store_node_addresses(&node->store, node->config.id, raft, http, sizeof http) &&
+        strcmp(raft, node->config.raft) == 0 && strcmp(http, node->config.http) == 0) {
+        return;
+    }
+    msg.id = node->config.id;
+    msg.raftaddress = node->config.raft;
+    msg.httpaddress = node->config.http;
+    payload = malloc(varasto__cluster_announce__get_packed_size(&msg) + 1);
+    if (payload == NULL) {
+        return;
+    }
+    e.command = "cluster.Announce";
+    e.payload.len = varasto__cluster_announce__pack(&msg, payload);
+    e.payload.data = payload;
+    e.nodeid = node->config.id;
+    e.timems = util_now_ms();
+    if (entry_encode(&e, &buf) == 0) {
+        node->announcing = 1;
+        submit_entry(node, buf, 0, announce_done, node);
+    }
+    free(payload);
 }
 
 #define CHECKPOINT_WAL_PAGES 512 /* 16 MiB of WAL at 4 KiB pages */
@@ -176,7 +245,10 @@ static void on_signal(uv_signal_t *h, int signum)
     log_info("received signal %d, stopping", signum);
     uv_signal_stop(&node->sigint);
     uv_signal_stop(&node->sigterm);
+    uv_timer_stop(&node->announce);
     http_stop(&node->http);
+    submit_abort_all(node);
+    forward_close(&node->forward);
     cluster_close(&node->cluster, cluster_closed);
 }
 
@@ -222,6 +294,14 @@ int node_run(const struct config *config)
         store_close(&node.store);
         return 1;
     }
+    if (forward_init(&node.forward, &node.loop, node.admin_token) != 0) {
+        fprintf(stderr, "varastod: cannot initialise libcurl\n");
+        store_close(&node.store);
+        return 1;
+    }
+    uv_timer_init(&node.loop, &node.announce);
+    node.announce.data = &node;
+    uv_timer_start(&node.announce, announce_tick, 0, ANNOUNCE_INTERVAL_MS);
     uv_signal_init(&node.loop, &node.sigint);
     uv_signal_init(&node.loop, &node.sigterm);
     node.sigint.data = node.sigterm.data = &node;

@@ -7,10 +7,13 @@
 
 #include "cluster.h"
 #include "config.h"
+#include "forward.h"
 #include "fsm.h"
 #include "http.h"
 #include "push.h"
 #include "store.h"
+
+struct submit_op;
 
 struct node {
     struct config config;
@@ -25,6 +28,10 @@ struct node {
     uv_work_t checkpoint;
     int checkpointing;
     int raft_closed;
+    struct forward forward;
+    struct submit_op *submit_waits; /* forwarded commands waiting for local apply */
+    uv_timer_t announce;            /* makes sure the cluster knows our HTTP address */
+    int announcing;
     char admin_token[256];
     int stopping;
     int exit_code;
@@ -37,5 +44,8 @@ int node_run(const struct config *config);
 /* Whether the Authorization header of @req carries the admin token or a live
  * API key. */
 int node_authorized(struct node *node, h2o_req_t *req);
+
+/* Whether @req carries the admin (cluster) token itself. */
+int node_is_admin(struct node *node, h2o_req_t *req);
 
 #endif

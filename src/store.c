@@ -42,6 +42,8 @@ static const char schema[] =
     "  status INTEGER NOT NULL, body TEXT NOT NULL);"
     "CREATE INDEX IF NOT EXISTS idempotency_time ON idempotency(time_ms);"
     "INSERT OR IGNORE INTO directories(id, created, parent, name) VALUES('root', 0, '', 'root');"
+    "CREATE TABLE IF NOT EXISTS nodes ("
+    "  id INTEGER PRIMARY KEY, raft TEXT NOT NULL, http TEXT NOT NULL);"
     "CREATE TABLE IF NOT EXISTS applied ("
     "  id INTEGER PRIMARY KEY CHECK (id = 1), idx INTEGER NOT NULL, seq INTEGER NOT NULL);"
     "INSERT OR IGNORE INTO applied(id, idx, seq) VALUES(1, 0, 0);";
@@ -59,6 +61,9 @@ static const char *const sql[ST__COUNT] = {
     [ST_ROLLBACK_TO] = "ROLLBACK TO cmd",
     [ST_META_GET] = "SELECT v FROM meta WHERE k = ?",
     [ST_META_SET] = "INSERT OR REPLACE INTO meta(k, v) VALUES(?, ?)",
+    [ST_NODE_PUT] = "INSERT OR REPLACE INTO nodes(id, raft, http) VALUES(?, ?, ?)",
+    [ST_NODE_GET] = "SELECT raft, http FROM nodes WHERE id = ?",
+    [ST_NODE_LIST] = "SELECT id, raft, http FROM nodes ORDER BY id",
     /* One row, found by rowid: this runs once per applied entry. */
     [ST_META_SET_APPLIED] = "UPDATE applied SET idx = ?, seq = ? WHERE id = 1",
     [ST_META_GET_APPLIED] = "SELECT idx, seq FROM applied WHERE id = 1",
@@ -663,6 +668,17 @@ int store_collection_view(struct store *st, const char *id, struct buf *out)
     sqlite3_reset(s);
     buf_append(out, "]}", 2);
     return 1;
+}
+
+int store_node_addresses(struct store *st, uint64_t id, char *raft, char *http, size_t size)
+{
+    int found = store_run(st, ST_NODE_GET, "i", (int64_t)id) == SQLITE_ROW;
+    if (found) {
+        util_copy(raft, size, (const char *)sqlite3_column_text(st->stmts[ST_NODE_GET], 0));
+        util_copy(http, size, (const char *)sqlite3_column_text(st->stmts[ST_NODE_GET], 1));
+    }
+    sqlite3_reset(st->stmts[ST_NODE_GET]);
+    return found;
 }
 
 int store_read(struct store *st, int (*view)(struct store *, const char *, struct buf *),

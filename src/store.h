@@ -67,6 +67,9 @@ enum store_stmt {
     ST_KEY_BY_HASH,
     ST_EVENT_INSERT,
     ST_EVENT_PAGE,
+    ST_NODE_PUT,
+    ST_NODE_GET,
+    ST_NODE_LIST,
     ST_IDEM_GET,
     ST_IDEM_PUT,
     ST_IDEM_PRUNE,
@@ -156,6 +159,10 @@ int store_read(struct store *st, int (*view)(struct store *, const char *, struc
 struct type_filter;
 int store_events_page(struct store *st, uint64_t after, unsigned limit,
                       const struct type_filter *types, struct buf *out);
+
+/* The announced raft and HTTP addresses of node @id; returns 1, or 0 if the
+ * node has not announced itself. */
+int store_node_addresses(struct store *st, uint64_t id, char *raft, char *http, size_t size);
 
 /* Whether @token_hash (32 bytes) is an API key's hash. */
 int store_apikey_valid(struct store *st, const uint8_t token_hash[32]);

@@ -1,0 +1,251 @@
+#include "forward.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "log.h"
+
+#define FORWARD_MAX_CONNECTIONS 64
+
+struct forward_req {
+    struct forward *f;
+    CURL *easy;
+    struct curl_slist *headers;
+    struct buf body;
+    uint64_t index;
+    int replayed;
+    forward_cb cb;
+    void *data;
+    char url[256];
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+/* One uv_poll per socket curl uses. */
+struct forward_sock {
+    uv_poll_t poll;
+    curl_socket_t fd;
+    struct forward *f;
+};
+
+static void check_done(struct forward *f)
+{
+    CURLMsg *msg;
+    int pending;
+
+    while ((msg = curl_multi_info_read(f->multi, &pending)) != NULL) {
+        struct forward_req *r = NULL;
+        struct forward_reply reply;
+        if (msg->msg != CURLMSG_DONE) {
+            continue;
+        }
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+        memset(&reply, 0, sizeof reply);
+        if (msg->data.result == CURLE_OK) {
+            reply.ok = 1;
+            curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &reply.status);
+            reply.index = r->index;
+            reply.replayed = r->replayed;
+            reply.body = r->body.data ? r->body.data : "";
+            reply.len = r->body.len;
+        } else {
+            reply.error = r->errbuf[0] ? r->errbuf : curl_easy_strerror(msg->data.result);
+        }
+        curl_multi_remove_handle(f->multi, r->easy);
+        f->in_flight--;
+        r->cb(r->data, &reply);
+        curl_easy_cleanup(r->easy);
+        curl_slist_free_all(r->headers);
+        buf_free(&r->body);
+        free(r);
+    }
+}
+
+static void on_poll(uv_poll_t *h, int status, int events)
+{
+    struct forward_sock *s = h->data;
+    int flags = 0;
+    int running;
+
+    if (status < 0) {
+        flags = CURL_CSELECT_ERR;
+    } else {
+        if (events & UV_READABLE) {
+            flags |= CURL_CSELECT_IN;
+        }
+        if (events & UV_WRITABLE) {
+            flags |= CURL_CSELECT_OUT;
+        }
+    }
+    curl_multi_socket_action(s->f->multi, s->fd, flags, &running);
+    check_done(s->f);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    struct forward *f = t->data;
+    int running;
+    curl_multi_socket_action(f->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    check_done(f);
+}
+
+static int timer_function(CURLM *multi, long timeout_ms, void *userp)
+{
+    struct forward *f = userp;
+    (void)multi;
+    if (timeout_ms < 0) {
+        uv_timer_stop(&f->timer);
+    } else {
+        /* 0 means "as soon as possible": let the loop turn once. */
+        uv_timer_start(&f->timer, on_timer, (uint64_t)(timeout_ms == 0 ? 1 : timeout_ms), 0);
+    }
+    return 0;
+}
+
+static void sock_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static int socket_function(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+    struct forward *f = userp;
+    struct forward_sock *s = socketp;
+    int events = 0;
+    (void)easy;
+
+    if (what == CURL_POLL_REMOVE) {
+        if (s != NULL) {
+            uv_poll_stop(&s->poll);
+            uv_close((uv_handle_t *)&s->poll, sock_closed);
+            curl_multi_assign(f->multi, fd, NULL);
+        }
+        return 0;
+    }
+    if (s == NULL) {
+        s = calloc(1, sizeof *s);
+        if (s == NULL) {
+            return -1;
+        }
+        s->fd = fd;
+        s->f = f;
+        uv_poll_init_socket(f->loop, &s->poll, fd);
+        s->poll.data = s;
+        curl_multi_assign(f->multi, fd, s);
+    }
+    if (what == CURL_POLL_IN || what == CURL_POLL_INOUT) {
+        events |= UV_READABLE;
+    }
+    if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT) {
+        events |= UV_WRITABLE;
+    }
+    uv_poll_start(&s->poll, events, on_poll);
+    return 0;
+}
+
+int forward_init(struct forward *f, uv_loop_t *loop, const char *token)
+{
+    memset(f, 0, sizeof *f);
+    f->loop = loop;
+    snprintf(f->auth, sizeof f->auth, "Authorization: Bearer %s", token);
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        return -1;
+    }
+    f->multi = curl_multi_init();
+    if (f->multi == NULL) {
+        return -1;
+    }
+    curl_multi_setopt(f->multi, CURLMOPT_SOCKETFUNCTION, socket_function);
+    curl_multi_setopt(f->multi, CURLMOPT_SOCKETDATA, f);
+    curl_multi_setopt(f->multi, CURLMOPT_TIMERFUNCTION, timer_function);
+    curl_multi_setopt(f->multi, CURLMOPT_TIMERDATA, f);
+    /* HTTP/1.1 keep-alive: each connection carries one command at a time
+     * and is reused for the next; up to FORWARD_MAX_CONNECTIONS at once.
+     * (h2c to h2o 2.2.5 fails in libcurl 7.88 with "Error in the HTTP2
+     * framing layer" once a response is delayed; see docs/decisions.md.) */
+    curl_multi_setopt(f->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)FORWARD_MAX_CONNECTIONS);
+    curl_multi_setopt(f->multi, CURLMOPT_MAXCONNECTS, (long)FORWARD_MAX_CONNECTIONS * 2);
+    uv_timer_init(loop, &f->timer);
+    f->timer.data = f;
+    return 0;
+}
+
+static size_t on_body(char *ptr, size_t size, size_t n, void *userp)
+{
+    struct forward_req *r = userp;
+    return buf_append(&r->body, ptr, size * n) == 0 ? size * n : 0;
+}
+
+static size_t on_header(char *ptr, size_t size, size_t n, void *userp)
+{
+    struct forward_req *r = userp;
+    size_t len = size * n;
+    if (len > 16 && strncasecmp(ptr, "x-varasto-index:", 16) == 0) {
+        r->index = strtoull(ptr + 16, NULL, 10);
+    } else if (len > 20 && strncasecmp(ptr, "idempotent-replayed:", 20) == 0) {
+        r->replayed = strstr(ptr + 20, "true") != NULL;
+    }
+    return len;
+}
+
+int forward_post(struct forward *f, const char *http_addr, const char *path, const void *data,
+                 size_t len, unsigned timeout_ms, forward_cb cb, void *cb_data)
+{
+    struct forward_req *r;
+
+    if (f->closing) {
+        return -1;
+    }
+    r = calloc(1, sizeof *r);
+    if (r == NULL) {
+        return -1;
+    }
+    r->f = f;
+    r->cb = cb;
+    r->data = cb_data;
+    buf_init(&r->body);
+    snprintf(r->url, sizeof r->url, "http://%s%s", http_addr, path);
+    r->easy = curl_easy_init();
+    r->headers = curl_slist_append(NULL, f->auth);
+    r->headers = curl_slist_append(r->headers, "Content-Type: application/octet-stream");
+    if (r->easy == NULL || r->headers == NULL) {
+        curl_easy_cleanup(r->easy);
+        curl_slist_free_all(r->headers);
+        free(r);
+        return -1;
+    }
+    curl_easy_setopt(r->easy, CURLOPT_URL, r->url);
+    curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, r->headers);
+    curl_easy_setopt(r->easy, CURLOPT_POSTFIELDSIZE, (long)len);
+    curl_easy_setopt(r->easy, CURLOPT_COPYPOSTFIELDS, data);
+    curl_easy_setopt(r->easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt(r->easy, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+    curl_easy_setopt(r->easy, CURLOPT_CONNECTTIMEOUT_MS, 2000L);
+    curl_easy_setopt(r->easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(r->easy, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(r->easy, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(r->easy, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(r->easy, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(r->easy, CURLOPT_ERRORBUFFER, r->errbuf);
+    curl_easy_setopt(r->easy, CURLOPT_PRIVATE, r);
+    if (curl_multi_add_handle(f->multi, r->easy) != CURLM_OK) {
+        curl_easy_cleanup(r->easy);
+        curl_slist_free_all(r->headers);
+        free(r);
+        return -1;
+    }
+    f->in_flight++;
+    return 0;
+}
+
+void forward_close(struct forward *f)
+{
+    if (f->multi == NULL || f->closing) {
+        return;
+    }
+    /* The node is stopping: new posts are refused; transfers in flight are
+     * abandoned with the process (their requests get no answer, as with any
+     * node that stops). */
+    f->closing = 1;
+    uv_timer_stop(&f->timer);
+}

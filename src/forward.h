@@ -1,0 +1,47 @@
+/* Client side of command forwarding: a follower posts log entries to the
+ * leader's /internal/apply over libcurl's multi interface, driven by the
+ * node's libuv loop, over a pool of persistent HTTP/1.1 connections (no new
+ * connection per command; many commands in flight). */
+#ifndef VARASTO_FORWARD_H
+#define VARASTO_FORWARD_H
+
+#include <curl/curl.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "util.h"
+
+struct forward_reply {
+    int ok;               /* 0: no answer (connection failed, timed out) */
+    long status;          /* HTTP status from the leader */
+    uint64_t index;       /* X-Varasto-Index: the entry's raft index, or 0 */
+    int replayed;         /* Idempotent-Replayed: true */
+    const char *body;
+    size_t len;
+    const char *error;    /* when !ok */
+};
+
+typedef void (*forward_cb)(void *data, const struct forward_reply *reply);
+
+struct forward {
+    uv_loop_t *loop;
+    CURLM *multi;
+    uv_timer_t timer;
+    char auth[300];       /* "Authorization: Bearer <cluster token>" */
+    unsigned in_flight;
+    int closing;
+};
+
+/* Set up on @loop; @token authenticates to other nodes. Returns 0 or -1. */
+int forward_init(struct forward *f, uv_loop_t *loop, const char *token);
+
+/* Post @len bytes of @data (copied) to http://@http_addr@path; @cb fires
+ * once, on the loop, within @timeout_ms. Returns 0 or -1 (then no cb). */
+int forward_post(struct forward *f, const char *http_addr, const char *path, const void *data,
+                 size_t len, unsigned timeout_ms, forward_cb cb, void *cb_data);
+
+/* Abort transfers (their callbacks fire with ok = 0) and release. */
+void forward_close(struct forward *f);
+
+#endif

@@ -1,0 +1,243 @@
+#include "submit.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster.h"
+#include "codec.h"
+#include "forward.h"
+#include "log.h"
+#include "node.h"
+
+#define INTERNAL_APPLY_PATH "/internal/apply"
+
+/* One submission. Freed once the outcome is delivered, raft (or curl) is
+ * done with it, and its timer is closed. */
+struct submit_op {
+    struct raft_apply apply;
+    struct node *node;
+    submit_cb cb;
+    void *data;
+    uv_timer_t timer;
+    int delivered;
+    int backend_done;       /* raft callback or forward reply has fired */
+    int closing;
+    uint64_t wait_index;    /* forwarded: deliver once applied here */
+    struct submit_result result;
+    struct buf body;        /* owns result.body while waiting */
+    struct submit_op *prev, *next; /* node->submit_waits */
+};
+
+static void op_timer_closed(uv_handle_t *h)
+{
+    struct submit_op *op = h->data;
+    buf_free(&op->body);
+    free(op);
+}
+
+static void op_release(struct submit_op *op)
+{
+    if (op->delivered && op->backend_done && !op->closing) {
+        op->closing = 1;
+        uv_timer_stop(&op->timer);
+        uv_close((uv_handle_t *)&op->timer, op_timer_closed);
+    }
+}
+
+static void unlink_wait(struct submit_op *op)
+{
+    struct node *node = op->node;
+    if (op->prev != NULL) {
+        op->prev->next = op->next;
+    } else if (node->submit_waits == op) {
+        node->submit_waits = op->next;
+    }
+    if (op->next != NULL) {
+        op->next->prev = op->prev;
+    }
+    op->prev = op->next = NULL;
+}
+
+static void deliver(struct submit_op *op, const struct submit_result *r)
+{
+    if (op->delivered) {
+        return;
+    }
+    op->delivered = 1;
+    unlink_wait(op);
+    uv_timer_stop(&op->timer);
+    op->cb(op->data, r);
+}
+
+static void deliver_unavailable(struct submit_op *op, const char *message)
+{
+    struct submit_result r;
+    struct buf b;
+    buf_init(&b);
+    buf_append_str(&b, "{\"Error\":");
+    codec_write_string(&b, message);
+    buf_append_str(&b, ",\"Code\":\"unavailable\"}");
+    memset(&r, 0, sizeof r);
+    r.status = 503;
+    r.body = b.data;
+    r.len = b.len;
+    r.retry = 1;
+    deliver(op, &r);
+    buf_free(&b);
+}
+
+static void op_timeout(uv_timer_t *t)
+{
+    struct submit_op *op = t->data;
+    deliver_unavailable(op, op->wait_index != 0
+                                ? "the command was committed but this node has not applied it "
+                                  "yet; retry with the same Idempotency-Key"
+                                : "the command was not committed in time; it may still be "
+                                  "applied: retry with the same Idempotency-Key");
+    op_release(op);
+}
+
+static void apply_cb(struct raft_apply *req, int status, void *result)
+{
+    struct submit_op *op = req->data;
+    const struct fsm_result *r = result;
+
+    op->backend_done = 1;
+    if (status != 0 || r == NULL || r->status == 0) {
+        deliver_unavailable(op, "leadership was lost; the command may have been applied: "
+                                "retry with the same Idempotency-Key");
+    } else {
+        struct submit_result out;
+        memset(&out, 0, sizeof out);
+        out.status = r->status;
+        out.body = r->body.data;
+        out.len = r->body.len;
+        out.replayed = r->replayed;
+        out.index = r->index;
+        deliver(op, &out);
+    }
+    op_release(op);
+}
+
+static void forwarded(void *data, const struct forward_reply *reply)
+{
+    struct submit_op *op = data;
+    struct node *node = op->node;
+
+    op->backend_done = 1;
+    if (op->delivered) {
+        op_release(op);
+        return;
+    }
+    if (!reply->ok) {
+        log_warn("forward to leader failed: %s", reply->error);
+        deliver_unavailable(op, "the leader did not answer; the command may have been applied: "
+                                "retry with the same Idempotency-Key");
+        op_release(op);
+        return;
+    }
+    memset(&op->result, 0, sizeof op->result);
+    op->result.status = (int)reply->status;
+    op->result.replayed = reply->replayed;
+    op->result.index = reply->index;
+    op->result.retry = reply->status == 503;
+    buf_append(&op->body, reply->body, reply->len);
+    op->result.body = op->body.data ? op->body.data : "";
+    op->result.len = op->body.len;
+    if (reply->index == 0 || node->fsm.applied_index >= reply->index) {
+        deliver(op, &op->result);
+    } else {
+        /* Answer only once this node has applied it: read-your-writes. */
+        op->wait_index = reply->index;
+        op->next = node->submit_waits;
+        if (node->submit_waits != NULL) {
+            node->submit_waits->prev = op;
+        }
+        node->submit_waits = op;
+    }
+    op_release(op);
+}
+
+void submit_entry(struct node *node, struct raft_buffer buf, int local_only, submit_cb cb,
+                  void *data)
+{
+    struct submit_op *op = calloc(1, sizeof *op);
+    int rv;
+
+    if (op == NULL) {
+        static const char oom[] = "{\"Error\":\"out of memory\",\"Code\":\"unavailable\"}";
+        struct submit_result r;
+        raft_free(buf.base);
+        memset(&r, 0, sizeof r);
+        r.status = 503;
+        r.body = oom;
+        r.len = sizeof oom - 1;
+        r.retry = 1;
+        cb(data, &r);
+        return;
+    }
+    op->node = node;
+    op->cb = cb;
+    op->data = data;
+    buf_init(&op->body);
+    uv_timer_init(&node->loop, &op->timer);
+    op->timer.data = op;
+    uv_timer_start(&op->timer, op_timeout, node->config.command_timeout_ms, 0);
+
+    if (cluster_is_leader(&node->cluster)) {
+        op->apply.data = op;
+        rv = cluster_submit(&node->cluster, &op->apply, &buf, apply_cb);
+        if (rv == 0) {
+            return;
+        }
+        raft_free(buf.base);
+        op->backend_done = 1;
+        deliver_unavailable(op, "the log is not accepting commands now; retry");
+        op_release(op);
+        return;
+    }
+    {
+        uint64_t leader = cluster_leader_id(&node->cluster);
+        char raft_addr[CONFIG_ADDR_MAX], http_addr[CONFIG_ADDR_MAX];
+        if (local_only || leader == 0 ||
+            !store_node_addresses(&node->store, leader, raft_addr, http_addr,
+                                  sizeof http_addr)) {
+            raft_free(buf.base);
+            op->backend_done = 1;
+            deliver_unavailable(op, local_only ? "this node is not the leader; retry"
+                                               : "no leader is reachable; retry");
+            op_release(op);
+            return;
+        }
+        rv = forward_post(&node->forward, http_addr, INTERNAL_APPLY_PATH, buf.base, buf.len,
+                          node->config.command_timeout_ms, forwarded, op);
+        raft_free(buf.base);
+        if (rv != 0) {
+            op->backend_done = 1;
+            deliver_unavailable(op, "cannot reach the leader; retry");
+            op_release(op);
+        }
+    }
+}
+
+void submit_applied(struct node *node, uint64_t index)
+{
+    struct submit_op *op = node->submit_waits;
+    while (op != NULL) {
+        struct submit_op *next = op->next;
+        if (op->wait_index <= index) {
+            deliver(op, &op->result);
+            op_release(op);
+        }
+        op = next;
+    }
+}
+
+void submit_abort_all(struct node *node)
+{
+    while (node->submit_waits != NULL) {
+        struct submit_op *op = node->submit_waits;
+        deliver_unavailable(op, "the node is stopping; retry on another node");
+        op_release(op);
+    }
+}

@@ -1,0 +1,39 @@
+/* The write path from "a framed log entry" to "its outcome, applied on this
+ * node": append it to raft here when this node leads, otherwise forward it to
+ * the leader and wait until this node has applied it too. Bounded in time:
+ * the outcome is a 503 when no leader commits it within the command timeout
+ * (saying the command may still be applied). */
+#ifndef VARASTO_SUBMIT_H
+#define VARASTO_SUBMIT_H
+
+#include <raft.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct node;
+
+struct submit_result {
+    int status;         /* HTTP status */
+    const char *body;   /* JSON */
+    size_t len;
+    int replayed;       /* Idempotency-Key replay */
+    uint64_t index;     /* raft index of the entry, 0 if unknown */
+    int retry;          /* 503: set Retry-After */
+};
+
+/* Called once per submission, on the loop. @r is valid during the call. */
+typedef void (*submit_cb)(void *data, const struct submit_result *r);
+
+/* Submit the framed entry @buf (raft_malloc'ed; always taken). With
+ * @local_only the entry is never forwarded (the leader's internal endpoint).
+ * @cb fires exactly once, possibly before this returns. */
+void submit_entry(struct node *node, struct raft_buffer buf, int local_only, submit_cb cb,
+                  void *data);
+
+/* The node applied entries up to @index: finish submissions waiting for it. */
+void submit_applied(struct node *node, uint64_t index);
+
+/* Fail every waiting submission (the node is stopping). */
+void submit_abort_all(struct node *node);
+
+#endif
