@@ -126,6 +126,9 @@ static void on_commit(void *data, const struct domain_event *events, unsigned n,
     push_publish(&node->push, events, n, last_seq);
     http_seq_applied(&node->http, last_seq);
     submit_applied(node, node->fsm.applied_index);
+    if (node->submit_parked != NULL) {
+        submit_retry_parked(node);
+    }
 }
 
 static void on_restore(void *data, uint64_t last_seq)
@@ -138,7 +141,7 @@ static void on_restore(void *data, uint64_t last_seq)
 
 /* ---- announcing this node's addresses through the log ---- */
 
-#define ANNOUNCE_INTERVAL_MS 300
+#define ANNOUNCE_INTERVAL_MS 100
 
 static void announce_done(void *data, const struct submit_result *r)
 {
@@ -160,6 +163,9 @@ static void announce_tick(uv_timer_t *t)
     struct raft_buffer buf;
     uint8_t *payload;
 
+    if (node->submit_parked != NULL) {
+        submit_retry_parked(node);
+    }
     if (node->announcing || node->stopping || cluster_leader_id(&node->cluster) == 0) {
         return;
     }

@@ -30,6 +30,7 @@ struct node {
     int raft_closed;
     struct forward forward;
     struct submit_op *submit_waits; /* forwarded commands waiting for local apply */
+    struct submit_op *submit_parked; /* commands waiting for a leader to be known */
     uv_timer_t announce;            /* makes sure the cluster knows our HTTP address */
     int announcing;
     char admin_token[256];

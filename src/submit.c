@@ -23,10 +23,14 @@ struct submit_op {
     int backend_done;       /* raft callback or forward reply has fired */
     int closing;
     uint64_t wait_index;    /* forwarded: deliver once applied here */
+    struct raft_buffer entry; /* parked: no leader (or its address) known yet */
+    int local_only;
     struct submit_result result;
     struct buf body;        /* owns result.body while waiting */
     struct submit_op *prev, *next; /* node->submit_waits */
 };
+
+static void unpark(struct submit_op *op);
 
 static void op_timer_closed(uv_handle_t *h)
 {
@@ -89,6 +93,16 @@ static void deliver_unavailable(struct submit_op *op, const char *message)
 static void op_timeout(uv_timer_t *t)
 {
     struct submit_op *op = t->data;
+    if (op->entry.base != NULL) {
+        /* still parked: nothing was sent, so nothing can have been applied */
+        unpark(op);
+        raft_free(op->entry.base);
+        op->entry.base = NULL;
+        op->backend_done = 1;
+        deliver_unavailable(op, "no leader was reachable in time; retry");
+        op_release(op);
+        return;
+    }
     deliver_unavailable(op, op->wait_index != 0
                                 ? "the command was committed but this node has not applied it "
                                   "yet; retry with the same Idempotency-Key"
@@ -158,11 +172,84 @@ static void forwarded(void *data, const struct forward_reply *reply)
     op_release(op);
 }
 
+static void park(struct submit_op *op)
+{
+    struct node *node = op->node;
+    op->next = node->submit_parked;
+    if (node->submit_parked != NULL) {
+        node->submit_parked->prev = op;
+    }
+    op->prev = NULL;
+    node->submit_parked = op;
+}
+
+static void unpark(struct submit_op *op)
+{
+    struct node *node = op->node;
+    if (op->prev != NULL) {
+        op->prev->next = op->next;
+    } else if (node->submit_parked == op) {
+        node->submit_parked = op->next;
+    }
+    if (op->next != NULL) {
+        op->next->prev = op->prev;
+    }
+    op->prev = op->next = NULL;
+}
+
+/* Send the op's entry to raft here or to the leader. Returns 0 when sent,
+ * 1 when there is nowhere to send it yet (no leader, or its address is not
+ * known): the caller parks it until the next try or the timeout. */
+static int try_send(struct submit_op *op)
+{
+    struct node *node = op->node;
+    struct raft_buffer buf = op->entry;
+    int rv;
+
+    if (cluster_is_leader(&node->cluster)) {
+        op->entry.base = NULL;
+        op->apply.data = op;
+        rv = cluster_submit(&node->cluster, &op->apply, &buf, apply_cb);
+        if (rv != 0) {
+            raft_free(buf.base);
+            op->backend_done = 1;
+            deliver_unavailable(op, "the log is not accepting commands now; retry");
+            op_release(op);
+        }
+        return 0;
+    }
+    {
+        uint64_t leader = cluster_leader_id(&node->cluster);
+        char raft_addr[CONFIG_ADDR_MAX], http_addr[CONFIG_ADDR_MAX];
+        if (op->local_only) {
+            raft_free(buf.base);
+            op->entry.base = NULL;
+            op->backend_done = 1;
+            deliver_unavailable(op, "this node is not the leader; retry");
+            op_release(op);
+            return 0;
+        }
+        if (leader == 0 || !store_node_addresses(&node->store, leader, raft_addr, http_addr,
+                                                 sizeof http_addr)) {
+            return 1;
+        }
+        op->entry.base = NULL;
+        rv = forward_post(&node->forward, http_addr, INTERNAL_APPLY_PATH, buf.base, buf.len,
+                          node->config.command_timeout_ms, forwarded, op);
+        raft_free(buf.base);
+        if (rv != 0) {
+            op->backend_done = 1;
+            deliver_unavailable(op, "cannot reach the leader; retry");
+            op_release(op);
+        }
+        return 0;
+    }
+}
+
 void submit_entry(struct node *node, struct raft_buffer buf, int local_only, submit_cb cb,
                   void *data)
 {
     struct submit_op *op = calloc(1, sizeof *op);
-    int rv;
 
     if (op == NULL) {
         static const char oom[] = "{\"Error\":\"out of memory\",\"Code\":\"unavailable\"}";
@@ -179,44 +266,27 @@ void submit_entry(struct node *node, struct raft_buffer buf, int local_only, sub
     op->node = node;
     op->cb = cb;
     op->data = data;
+    op->entry = buf;
+    op->local_only = local_only;
     buf_init(&op->body);
     uv_timer_init(&node->loop, &op->timer);
     op->timer.data = op;
     uv_timer_start(&op->timer, op_timeout, node->config.command_timeout_ms, 0);
-
-    if (cluster_is_leader(&node->cluster)) {
-        op->apply.data = op;
-        rv = cluster_submit(&node->cluster, &op->apply, &buf, apply_cb);
-        if (rv == 0) {
-            return;
-        }
-        raft_free(buf.base);
-        op->backend_done = 1;
-        deliver_unavailable(op, "the log is not accepting commands now; retry");
-        op_release(op);
-        return;
+    if (try_send(op) == 1) {
+        park(op); /* an election is under way, or the leader's address is on its way */
     }
-    {
-        uint64_t leader = cluster_leader_id(&node->cluster);
-        char raft_addr[CONFIG_ADDR_MAX], http_addr[CONFIG_ADDR_MAX];
-        if (local_only || leader == 0 ||
-            !store_node_addresses(&node->store, leader, raft_addr, http_addr,
-                                  sizeof http_addr)) {
-            raft_free(buf.base);
-            op->backend_done = 1;
-            deliver_unavailable(op, local_only ? "this node is not the leader; retry"
-                                               : "no leader is reachable; retry");
-            op_release(op);
-            return;
+}
+
+void submit_retry_parked(struct node *node)
+{
+    struct submit_op *op = node->submit_parked;
+    while (op != NULL) {
+        struct submit_op *next = op->next;
+        unpark(op);
+        if (try_send(op) == 1) {
+            park(op);
         }
-        rv = forward_post(&node->forward, http_addr, INTERNAL_APPLY_PATH, buf.base, buf.len,
-                          node->config.command_timeout_ms, forwarded, op);
-        raft_free(buf.base);
-        if (rv != 0) {
-            op->backend_done = 1;
-            deliver_unavailable(op, "cannot reach the leader; retry");
-            op_release(op);
-        }
+        op = next;
     }
 }
 
@@ -235,6 +305,15 @@ void submit_applied(struct node *node, uint64_t index)
 
 void submit_abort_all(struct node *node)
 {
+    while (node->submit_parked != NULL) {
+        struct submit_op *op = node->submit_parked;
+        unpark(op);
+        raft_free(op->entry.base);
+        op->entry.base = NULL;
+        op->backend_done = 1;
+        deliver_unavailable(op, "the node is stopping; retry on another node");
+        op_release(op);
+    }
     while (node->submit_waits != NULL) {
         struct submit_op *op = node->submit_waits;
         deliver_unavailable(op, "the node is stopping; retry on another node");

@@ -33,6 +33,10 @@ void submit_entry(struct node *node, struct raft_buffer buf, int local_only, sub
 /* The node applied entries up to @index: finish submissions waiting for it. */
 void submit_applied(struct node *node, uint64_t index);
 
+/* Try again to send entries parked while no leader (or its address) was
+ * known. The node calls it on a timer and after each apply. */
+void submit_retry_parked(struct node *node);
+
 /* Fail every waiting submission (the node is stopping). */
 void submit_abort_all(struct node *node);
 

@@ -129,7 +129,10 @@ class Node:
                 self.conn = http.client.HTTPConnection("127.0.0.1", self.http_port,
                                                        timeout=timeout)
             try:
+                # the timeout of a kept-alive connection is its socket's
                 self.conn.timeout = timeout
+                if self.conn.sock is not None:
+                    self.conn.sock.settimeout(timeout)
                 self.conn.request(method, path, body=data, headers=h)
                 resp = self.conn.getresponse()
                 payload = resp.read()
@@ -196,6 +199,22 @@ class Suite:
         if start:
             n.start()
         return n
+
+    def cluster(self, size=3, extra=None, start=True):
+        """@size nodes formed with one --cluster list, started together."""
+        workdir = self.workdir()
+        token = self.token_file(workdir)
+        nodes = [Node(self.varastod, workdir, i + 1, None, token) for i in range(size)]
+        members = ",".join("%d=127.0.0.1:%d" % (n.id, n.raft_port) for n in nodes)
+        for n in nodes:
+            n.extra = ["--cluster", members] + (extra or [])
+            self.nodes.append(n)
+        if start:
+            for n in nodes:
+                n.start(wait=False)
+            for n in nodes:
+                n.wait_ready(30)
+        return nodes
 
     def run(self, tests):
         for t in tests:

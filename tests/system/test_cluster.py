@@ -1,0 +1,196 @@
+"""A three-node cluster on loopback: any node takes any command, conflicts
+are decided by the log, a leader's death loses nothing acknowledged, and a
+lost quorum answers 503 in bounded time while local reads go on."""
+import threading
+import time
+
+from harness import Suite, check, expect, wait_until
+
+
+def leader_of(nodes):
+    for n in nodes:
+        try:
+            h = n.request("GET", "/api_v2/health", auth=False, timeout=2)
+        except OSError:
+            n.close_conn()
+            continue
+        if h.status == 200 and h.json()["Role"] == "leader":
+            return n
+    return None
+
+
+def all_events(n, min_seq=0):
+    out, after = [], 0
+    for _ in range(1000):
+        r = expect(n.request("GET", "/api_v2/events?after=%d&limit=10000&min_seq=%d"
+                             % (after, min_seq)), 200)
+        page = r.json()
+        if not page:
+            return out
+        out += page
+        after = page[-1]["Seq"]
+    raise AssertionError("too many pages")
+
+
+def test_any_node_takes_commands(s):
+    nodes = s.cluster(3)
+    leader = wait_until(lambda: leader_of(nodes), 15, what="a leader")
+    last = 0
+    for n in nodes:
+        r = expect(n.command("directory.Create", {"Parent": "root", "Name": "from%d" % n.id}), 200)
+        body = r.json()
+        check(body["Seq"] > last and "Id" in body and "Index" in body, body)
+        last = body["Seq"]
+        # the node that answered has applied it: read-your-writes right there
+        view = n.request("GET", "/api_v2/directories/" + body["Id"]).json()
+        check(view["Directory"]["Name"] == "from%d" % n.id, view)
+        # and every node shows it once it has applied that seq
+        for m in nodes:
+            v = expect(m.request("GET", "/api_v2/directories/%s?min_seq=%d"
+                                 % (body["Id"], body["Seq"])), 200).json()
+            check(v["Directory"]["Id"] == body["Id"])
+    # errors and idempotency come back unchanged through a follower
+    follower = [n for n in nodes if n is not leader][0]
+    expect(follower.command("directory.Create", {"Parent": "root", "Name": "from1"}), 409, "conflict")
+    expect(follower.command("directory.Delete", {"Id": "nope"}), 404, "not_found")
+    first = expect(follower.command("directory.Create", {"Parent": "root", "Name": "k"}, key="k1"), 200)
+    other = [n for n in nodes if n is not follower][0]
+    again = expect(other.command("directory.Create", {"Parent": "root", "Name": "k"}, key="k1"), 200)
+    check(again.json() == first.json() and again.header("idempotent-replayed") == "true")
+    expect(other.command("directory.Create", {"Parent": "root", "Name": "kk"}, key="k1"),
+           422, "idempotency_mismatch")
+    # an API key made through a follower works on every node at once
+    key = expect(follower.command("apikey.Create", {"Name": "ci"}), 200).json()
+    for m in nodes:
+        seq = key["Seq"]
+        expect(m.request("GET", "/api_v2/events?min_seq=%d" % seq), 200)
+        expect(m.request("GET", "/api_v2/directories/root", token=key["Token"]), 200)
+    # the same Seq is the same event on every node
+    logs = [all_events(n, min_seq=key["Seq"]) for n in nodes]
+    check(logs[0] == logs[1] == logs[2] and len(logs[0]) == key["Seq"], [len(l) for l in logs])
+
+
+def test_concurrent_conflict(s):
+    nodes = s.cluster(3)
+    wait_until(lambda: leader_of(nodes), 15, what="a leader")
+    for round_ in range(5):
+        barrier = threading.Barrier(3)
+        results = [None] * 3
+
+        def send(i):
+            c = nodes[i].client()
+            barrier.wait(5)
+            results[i] = c.command("directory.Create", {"Parent": "root", "Name": "race%d" % round_})
+            c.close_conn()
+        threads = [threading.Thread(target=send, args=(i,)) for i in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(20)
+        statuses = sorted(r.status for r in results)
+        check(statuses == [200, 409, 409], (round_, results))
+    root = nodes[0].request("GET", "/api_v2/directories/root?consistency=linearizable")
+    if root.status == 503:  # not the leader: read with min_seq instead
+        seq = max(int(n.request("GET", "/api_v2/health", auth=False).json()["AppliedSeq"])
+                  for n in nodes)
+        root = nodes[0].request("GET", "/api_v2/directories/root?min_seq=%d" % seq)
+    names = [d["Name"] for d in root.json()["SubDirectories"]]
+    check(sorted(names) == ["race%d" % i for i in range(5)], names)
+
+
+def test_leader_kill9_loses_nothing(s):
+    nodes = s.cluster(3, extra=["--command-timeout-ms", "3000"])
+    leader = wait_until(lambda: leader_of(nodes), 15, what="a leader")
+    stop = threading.Event()
+    acked = {}
+    lock = threading.Lock()
+    errors = []
+
+    def writer(k):
+        clients = [n.client() for n in nodes]
+        i = 0
+        while not stop.is_set() and i < 400:
+            name = "w%d-%d" % (k, i)
+            deadline = time.monotonic() + 30
+            attempt = 0
+            while time.monotonic() < deadline:
+                c = clients[(k + attempt) % 3]
+                attempt += 1
+                try:
+                    r = c.command("directory.Create", {"Parent": "root", "Name": name},
+                                  key="key-" + name, timeout=5)
+                except OSError:
+                    c.close_conn()
+                    time.sleep(0.05)
+                    continue
+                if r.status == 200:
+                    with lock:
+                        acked[name] = r.json()
+                    break
+                if r.status != 503:
+                    errors.append((name, r))
+                    break
+                time.sleep(0.05)
+            i += 1
+        for c in clients:
+            c.close_conn()
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    wait_until(lambda: len(acked) >= 300, 60, what="300 acknowledged writes")
+    killed_at = time.monotonic()
+    leader.kill9()
+    others = [n for n in nodes if n is not leader]
+    new_leader = wait_until(lambda: leader_of(others), 15, what="a new leader")
+    elect_time = time.monotonic() - killed_at
+    wait_until(lambda: len(acked) >= 600, 60, what="writes after failover")
+    stop.set()
+    for t in threads:
+        t.join(60)
+    check(not errors, errors[:3])
+    check(elect_time < 10, elect_time)
+    leader.start(wait=False)
+    leader.wait_ready(30)
+    top = max(a["Seq"] for a in acked.values())
+    logs = [all_events(n, min_seq=top) for n in nodes]
+    check(logs[0] == logs[1] == logs[2], [len(l) for l in logs])
+    created = [e["Data"]["Name"] for e in logs[0] if e["Type"] == "directory.Created"]
+    check(len(created) == len(set(created)), "a command applied twice")
+    check(set(acked) <= set(created), "acknowledged but lost: %r" % list(set(acked) - set(created))[:5])
+    check([e["Seq"] for e in logs[0]] == list(range(1, len(logs[0]) + 1)))
+    for name, body in list(acked.items())[:100]:
+        check(logs[0][body["Seq"] - 1]["Data"]["Id"] == body["Id"], name)
+    # read models agree too
+    views = [n.request("GET", "/api_v2/directories/root?min_seq=%d" % top).json() for n in nodes]
+    check(views[0] == views[1] == views[2])
+    check(new_leader is not None)
+
+
+def test_quorum_loss(s):
+    nodes = s.cluster(3, extra=["--command-timeout-ms", "2000"])
+    wait_until(lambda: leader_of(nodes), 15, what="a leader")
+    r = expect(nodes[0].command("directory.Create", {"Parent": "root", "Name": "before"}), 200)
+    seq = r.json()["Seq"]
+    for n in nodes:
+        expect(n.request("GET", "/api_v2/events?min_seq=%d" % seq), 200)
+    nodes[1].kill9()
+    nodes[2].kill9()
+    survivor = nodes[0]
+    started = time.monotonic()
+    r = survivor.command("directory.Create", {"Parent": "root", "Name": "after"}, timeout=15)
+    took = time.monotonic() - started
+    expect(r, 503, "unavailable")
+    check(r.header("retry-after") is not None)
+    check(took < 5, took)
+    # local reads still answer
+    view = expect(survivor.request("GET", "/api_v2/directories/root"), 200).json()
+    check([d["Name"] for d in view["SubDirectories"]] == ["before"])
+    # health says there is no leader, within an election timeout or two
+    wait_until(lambda: survivor.request("GET", "/api_v2/health", auth=False).status == 503, 10,
+               what="health to report no leader")
+
+
+if __name__ == "__main__":
+    Suite().run([test_any_node_takes_commands, test_concurrent_conflict,
+                 test_leader_kill9_loses_nothing, test_quorum_loss])
