@@ -3,7 +3,7 @@ MAKEFLAGS += --no-print-directory
 BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all deps build run test test-asan bench clean
+.PHONY: all deps build run run-single test test-asan bench clean
 
 all: build
 
@@ -15,6 +15,9 @@ build: deps
 	@cmake --build $(BUILD) -j $(JOBS)
 
 run: build
+	@./scripts/local-cluster run $(BUILD)/varastod
+
+run-single: build
 	@./scripts/run-node $(BUILD)/varastod
 
 test: build

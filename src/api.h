@@ -13,7 +13,11 @@ void api_collection_get(struct node *node, h2o_req_t *req, char **params);
 void api_events_page(struct node *node, h2o_req_t *req, char **params);
 void api_health(struct node *node, h2o_req_t *req, char **params);
 
+void api_cluster(struct node *node, h2o_req_t *req, char **params);
+void api_nodes(struct node *node, h2o_req_t *req, char **params);
+
 void api_internal_apply(struct node *node, h2o_req_t *req, char **params);
+void api_internal_barrier(struct node *node, h2o_req_t *req, char **params);
 
 void api_events_stream(struct node *node, h2o_req_t *req, char **params);
 

@@ -70,3 +70,58 @@ void api_internal_apply(struct node *node, h2o_req_t *req, char **params)
     ref->data = node;
     submit_entry(node, buf, 1, internal_done, ref);
 }
+
+/* POST /internal/barrier: a follower's linearizable read. The leader appends
+ * a barrier (confirming its leadership with a quorum) and answers with the
+ * index the follower must apply before it reads (a read index). */
+struct barrier_req {
+    struct raft_barrier barrier;
+    struct req_ref ref;
+    struct node *node;
+};
+
+static void internal_barrier_cb(struct raft_barrier *b, int status)
+{
+    struct barrier_req *br = b->data;
+    h2o_req_t *req = req_ref_detach(&br->ref);
+
+    if (req != NULL) {
+        if (status != 0) {
+            http_reply_unavailable(br->node, req, "leadership could not be confirmed; retry");
+        } else {
+            char index[24];
+            snprintf(index, sizeof index, "%llu", (unsigned long long)b->index);
+            http_add_header(req, "x-varasto-index", index);
+            http_reply_json(br->node, req, 200, "{}", 2);
+        }
+    }
+    free(br);
+}
+
+void api_internal_barrier(struct node *node, h2o_req_t *req, char **params)
+{
+    struct barrier_req *br;
+
+    (void)params;
+    if (!node_is_admin(node, req)) {
+        http_reply_error(node, req, ERR_UNAUTHORIZED, "internal endpoints need the cluster token");
+        return;
+    }
+    if (!cluster_is_leader(&node->cluster)) {
+        http_reply_unavailable(node, req, "this node is not the leader; retry");
+        return;
+    }
+    br = calloc(1, sizeof *br);
+    if (br == NULL) {
+        http_reply_error(node, req, ERR_INTERNAL, "out of memory");
+        return;
+    }
+    br->node = node;
+    br->barrier.data = br;
+    if (cluster_barrier(&node->cluster, &br->barrier, internal_barrier_cb) != 0) {
+        free(br);
+        http_reply_unavailable(node, req, "this node is not the leader; retry");
+        return;
+    }
+    req_ref_attach(&br->ref, req);
+}

@@ -8,6 +8,10 @@
 #include "log.h"
 
 #define WATCH_INTERVAL_MS 50
+/* Followers learn the commit index from the next AppendEntries, so a
+ * command forwarded from a follower waits up to one heartbeat for its local
+ * apply: keep it short. */
+#define CLUSTER_HEARTBEAT_MS 20
 
 static void barrier_cb(struct raft_barrier *req, int status)
 {
@@ -104,7 +108,7 @@ int cluster_start(struct cluster *c, uv_loop_t *loop, const struct config *confi
     }
     fsm->raft = &c->raft;
     raft_set_election_timeout(&c->raft, 1000);
-    raft_set_heartbeat_timeout(&c->raft, 100);
+    raft_set_heartbeat_timeout(&c->raft, CLUSTER_HEARTBEAT_MS);
     raft_set_pre_vote(&c->raft, true);
     raft_set_snapshot_threshold(&c->raft, config->snapshot_threshold);
     raft_set_snapshot_trailing(&c->raft, config->snapshot_threshold / 2 < 1024

@@ -23,8 +23,11 @@ static const struct http_route routes[] = {
     {"GET", "/api_v2/events", api_events_page, 0, 1},
     {"GET", "/api_v2/events/stream", api_events_stream, 0, 0},
     {"GET", "/api_v2/health", api_health, 1, 0},
+    {"GET", "/api_v2/cluster", api_cluster, 0, 0},
+    {"GET", "/api_v2/nodes", api_nodes, 0, 0},
     /* public_: it checks for the cluster token itself (not API keys) */
     {"POST", "/internal/apply", api_internal_apply, 1, 0},
+    {"POST", "/internal/barrier", api_internal_barrier, 1, 0},
 };
 
 struct app_handler {
@@ -39,6 +42,7 @@ struct http_wait {
     const struct http_route *route;
     char *params[HTTP_MAX_PARAMS];
     unsigned long long min_seq;
+    unsigned long long min_index; /* a follower's read index */
     uv_timer_t timer;
     struct raft_barrier barrier;
     int barrier_pending;
@@ -304,6 +308,7 @@ static void run_route(struct node *node, h2o_req_t *req, const struct http_route
 }
 
 static void wait_release(struct http_wait *w);
+static void wait_finish(struct http_wait *w, int run);
 
 static void wait_finish(struct http_wait *w, int run)
 {
@@ -420,13 +425,38 @@ static struct http_wait *wait_new(struct http_server *s, h2o_req_t *req,
 
 void http_seq_applied(struct http_server *s, unsigned long long seq)
 {
+    /* raft's count includes barriers and configuration entries, which a
+     * read index may point at */
+    unsigned long long index = raft_last_applied(&s->node->cluster.raft);
     struct http_wait *w = s->waits;
     while (w != NULL) {
         struct http_wait *next = w->next;
-        if (!w->barrier_pending && w->min_seq <= seq) {
+        if (!w->barrier_pending && w->min_seq <= seq && w->min_index <= index) {
             wait_finish(w, 1);
         }
         w = next;
+    }
+}
+
+/* The leader answered a follower's read-index request. */
+static void read_index_cb(void *data, const struct forward_reply *reply)
+{
+    struct http_wait *w = data;
+    struct node *node = w->server->node;
+
+    w->barrier_pending = 0;
+    if (w->finished) {
+        wait_release(w);
+        return;
+    }
+    if (!reply->ok || reply->status != 200 || reply->index == 0) {
+        wait_finish(w, 2);
+        return;
+    }
+    w->min_index = reply->index;
+    if (raft_last_applied(&node->cluster.raft) >= w->min_index &&
+        node->fsm.last_seq >= w->min_seq) {
+        wait_finish(w, 1);
     }
 }
 
@@ -457,9 +487,31 @@ static void dispatch_read(struct http_server *s, h2o_req_t *req, const struct ht
         run_route(node, req, route, params);
         return;
     }
-    if (linearizable && !cluster_is_leader(&node->cluster)) {
-        http_reply_unavailable(node, req, "this node is not the leader; no linearizable read");
-        return;
+    {
+        uint64_t leader = cluster_leader_id(&node->cluster);
+        char raft_addr[CONFIG_ADDR_MAX], http_addr[CONFIG_ADDR_MAX];
+        int here = cluster_is_leader(&node->cluster);
+        if (linearizable && !here &&
+            (leader == 0 || !store_node_addresses(&node->store, leader, raft_addr, http_addr,
+                                                  sizeof http_addr))) {
+            http_reply_unavailable(node, req, "no leader is reachable for a linearizable read");
+            return;
+        }
+        if (linearizable && !here) {
+            struct http_wait *w = wait_new(s, req, route, params, min_seq,
+                                           node->config.min_seq_timeout_ms);
+            if (w == NULL) {
+                http_reply_error(node, req, ERR_INTERNAL, "out of memory");
+                return;
+            }
+            w->barrier_pending = 1;
+            if (forward_post(&node->forward, http_addr, "/internal/barrier", "", 0,
+                             node->config.min_seq_timeout_ms, read_index_cb, w) != 0) {
+                w->barrier_pending = 0;
+                wait_finish(w, 2);
+            }
+            return;
+        }
     }
     {
         struct http_wait *w = wait_new(s, req, route, params, min_seq,

@@ -218,7 +218,14 @@ static void checkpoint_done(uv_work_t *w, int status)
 static void on_check(uv_check_t *h)
 {
     struct node *node = h->data;
+    uint64_t applied = raft_last_applied(&node->cluster.raft);
     fsm_flush(&node->fsm);
+    if (applied != node->seen_applied) {
+        /* barriers and configuration entries advance raft's applied index
+         * without an FSM apply: wake reads waiting on a read index */
+        node->seen_applied = applied;
+        http_seq_applied(&node->http, node->fsm.last_seq);
+    }
     if (node->store.wal_pages >= CHECKPOINT_WAL_PAGES && !node->fsm.reader_busy &&
         !node->stopping) {
         node->fsm.reader_busy = 1;

@@ -33,6 +33,7 @@ struct node {
     struct submit_op *submit_parked; /* commands waiting for a leader to be known */
     uv_timer_t announce;            /* makes sure the cluster knows our HTTP address */
     int announcing;
+    uint64_t seen_applied;          /* raft's applied index at the last check */
     char admin_token[256];
     int stopping;
     int exit_code;

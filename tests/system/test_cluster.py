@@ -191,6 +191,45 @@ def test_quorum_loss(s):
                what="health to report no leader")
 
 
+def test_membership_views_and_linearizable_reads(s):
+    nodes = s.cluster(3)
+    leader = wait_until(lambda: leader_of(nodes), 15, what="a leader")
+    # every node knows every node, with the HTTP addresses they announced
+    want = {n.id: ("127.0.0.1:%d" % n.raft_port, n.http_addr) for n in nodes}
+
+    def complete(n):
+        got = n.request("GET", "/api_v2/nodes").json()
+        return {m["Id"]: (m["RaftAddress"], m["HttpAddress"]) for m in got} == want
+    for n in nodes:
+        wait_until(lambda: complete(n), 10, what="node %d to know every address" % n.id)
+        got = n.request("GET", "/api_v2/nodes").json()
+        check(all(m["Role"] == "voter" for m in got), got)
+        c = expect(n.request("GET", "/api_v2/cluster"), 200).json()
+        check(c["Leader"] == leader.id and c["Term"] >= 1 and c["CommitIndex"] >= 1, c)
+        check(c["Node"]["Id"] == n.id and c["Node"]["AppliedIndex"] >= 1, c)
+        check(sorted(m["Id"] for m in c["Members"]) == [1, 2, 3])
+        if n is leader:
+            wait_until(lambda: all(m["Reachable"] for m in
+                                   n.request("GET", "/api_v2/cluster").json()["Members"]), 5,
+                       what="the leader to hear from everyone")
+        else:
+            check(c["Node"]["Role"] == "follower")
+    expect(nodes[0].request("GET", "/api_v2/nodes", auth=False), 401)
+    # a linearizable read on a follower sees a write acknowledged by another
+    # node before it, with no min_seq
+    followers = [n for n in nodes if n is not leader]
+    for i in range(20):
+        writer, reader = followers[i % 2], followers[(i + 1) % 2]
+        d = expect(writer.command("directory.Create", {"Parent": "root", "Name": "l%d" % i}), 200)
+        r = expect(reader.request("GET", "/api_v2/directories/%s?consistency=linearizable"
+                                  % d.json()["Id"]), 200)
+        check(r.json()["Directory"]["Name"] == "l%d" % i)
+    # internal endpoints want the cluster token, not an API key
+    key = leader.command("apikey.Create", {"Name": "k"}).json()["Token"]
+    expect(leader.request("POST", "/internal/barrier", raw=b"", token=key), 401)
+    expect(leader.request("POST", "/internal/apply", raw=b"junk"), 400)
+
+
 if __name__ == "__main__":
-    Suite().run([test_any_node_takes_commands, test_concurrent_conflict,
+    Suite().run([test_any_node_takes_commands, test_membership_views_and_linearizable_reads, test_concurrent_conflict,
                  test_leader_kill9_loses_nothing, test_quorum_loss])
