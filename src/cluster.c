@@ -171,6 +171,17 @@ uint64_t cluster_leader_id(struct cluster *c)
     return id;
 }
 
+int cluster_is_member(struct cluster *c, uint64_t id)
+{
+    unsigned i;
+    for (i = 0; i < c->raft.configuration.n; i++) {
+        if (c->raft.configuration.servers[i].id == id) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 const char *cluster_role(struct cluster *c)
 {
     switch (c->closing ? RAFT_UNAVAILABLE : raft_state(&c->raft)) {

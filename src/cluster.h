@@ -37,6 +37,9 @@ int cluster_is_leader(struct cluster *c);
 /* The id of the known leader, or 0. */
 uint64_t cluster_leader_id(struct cluster *c);
 
+/* Whether server @id is in the current raft configuration. */
+int cluster_is_member(struct cluster *c, uint64_t id);
+
 /* Role name of this node: "leader", "follower", "candidate", "unavailable". */
 const char *cluster_role(struct cluster *c);
 

@@ -705,6 +705,23 @@ static int ap_announce(struct domain_ctx *ctx, const ProtobufCMessage *m)
                                    c->raftaddress, c->httpaddress));
 }
 
+/* Membership itself is raft's; these record a completed change in the read
+ * model and the event log. */
+static int ap_node_added(struct domain_ctx *ctx, const ProtobufCMessage *m)
+{
+    const Varasto__ClusterAddNode *c = (const void *)m;
+    int rv = write_ok(ctx, store_run(ctx->store, ST_NODE_PUT, "iss", (int64_t)c->id,
+                                     c->raftaddress, c->httpaddress));
+    return rv != 0 ? rv : domain_emit(ctx, "cluster.NodeAdded", m);
+}
+
+static int ap_node_removed(struct domain_ctx *ctx, const ProtobufCMessage *m)
+{
+    const Varasto__ClusterRemoveNode *c = (const void *)m;
+    int rv = write_ok(ctx, store_run(ctx->store, ST_NODE_DELETE, "i", (int64_t)c->id));
+    return rv != 0 ? rv : domain_emit(ctx, "cluster.NodeRemoved", m);
+}
+
 /* ---- the table -------------------------------------------------------------------- */
 
 #define D(msg) &varasto__##msg##__descriptor
@@ -735,6 +752,8 @@ static const struct domain_command commands[] = {
     {"apikey.Create", D(apikey_create), 1, 0, chk_apikey_create, ap_apikey_create},
     {"apikey.Remove", D(apikey_remove), 0, 0, NULL, ap_apikey_remove},
     {"cluster.Announce", D(cluster_announce), 0, 1, chk_announce, ap_announce},
+    {"cluster.RecordNodeAdded", D(cluster_add_node), 0, 1, NULL, ap_node_added},
+    {"cluster.RecordNodeRemoved", D(cluster_remove_node), 0, 1, NULL, ap_node_removed},
 };
 
 const struct domain_command *domain_find(const char *name)

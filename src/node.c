@@ -158,15 +158,13 @@ static void announce_tick(uv_timer_t *t)
 {
     struct node *node = t->data;
     Varasto__ClusterAnnounce msg = VARASTO__CLUSTER_ANNOUNCE__INIT;
-    Varasto__Entry e = VARASTO__ENTRY__INIT;
     char raft[CONFIG_ADDR_MAX], http[CONFIG_ADDR_MAX];
-    struct raft_buffer buf;
-    uint8_t *payload;
 
     if (node->submit_parked != NULL) {
         submit_retry_parked(node);
     }
-    if (node->announcing || node->stopping || cluster_leader_id(&node->cluster) == 0) {
+    if (node->announcing || node->stopping || cluster_leader_id(&node->cluster) == 0 ||
+        !cluster_is_member(&node->cluster, node->config.id)) {
         return;
     }
     if (store_node_addresses(&node->store, node->config.id, raft, http, sizeof http) &&
@@ -176,23 +174,12 @@ static void announce_tick(uv_timer_t *t)
     msg.id = node->config.id;
     msg.raftaddress = node->config.raft;
     msg.httpaddress = node->config.http;
-    payload = malloc(varasto__cluster_announce__get_packed_size(&msg) + 1);
-    if (payload == NULL) {
-        return;
-    }
-    e.command = "cluster.Announce";
-    e.payload.len = varasto__cluster_announce__pack(&msg, payload);
-    e.payload.data = payload;
-    e.nodeid = node->config.id;
-    e.timems = util_now_ms();
-    if (entry_encode(&e, &buf) == 0) {
+    if (submit_message(node, "cluster.Announce", &msg.base, announce_done, node) == 0) {
         node->announcing = 1;
-        submit_entry(node, buf, 0, announce_done, node);
     }
-    free(payload);
 }
 
-#define CHECKPOINT_WAL_PAGES 512 /* 16 MiB of WAL at 4 KiB pages */
+#define CHECKPOINT_WAL_PAGES 512 /* 2 MiB of WAL at 4 KiB pages */
 
 static void checkpoint_work(uv_work_t *w)
 {

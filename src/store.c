@@ -64,6 +64,7 @@ static const char *const sql[ST__COUNT] = {
     [ST_NODE_PUT] = "INSERT OR REPLACE INTO nodes(id, raft, http) VALUES(?, ?, ?)",
     [ST_NODE_GET] = "SELECT raft, http FROM nodes WHERE id = ?",
     [ST_NODE_LIST] = "SELECT id, raft, http FROM nodes ORDER BY id",
+    [ST_NODE_DELETE] = "DELETE FROM nodes WHERE id = ?",
     /* One row, found by rowid: this runs once per applied entry. */
     [ST_META_SET_APPLIED] = "UPDATE applied SET idx = ?, seq = ? WHERE id = 1",
     [ST_META_GET_APPLIED] = "SELECT idx, seq FROM applied WHERE id = 1",

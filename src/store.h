@@ -70,6 +70,7 @@ enum store_stmt {
     ST_NODE_PUT,
     ST_NODE_GET,
     ST_NODE_LIST,
+    ST_NODE_DELETE,
     ST_IDEM_GET,
     ST_IDEM_PUT,
     ST_IDEM_PRUNE,

@@ -6,7 +6,9 @@
 #include "cluster.h"
 #include "codec.h"
 #include "forward.h"
+#include "entry.h"
 #include "log.h"
+#include "util.h"
 #include "node.h"
 
 #define INTERNAL_APPLY_PATH "/internal/apply"
@@ -319,4 +321,29 @@ void submit_abort_all(struct node *node)
         deliver_unavailable(op, "the node is stopping; retry on another node");
         op_release(op);
     }
+}
+
+int submit_message(struct node *node, const char *command, const ProtobufCMessage *msg,
+                   submit_cb cb, void *data)
+{
+    Varasto__Entry e = VARASTO__ENTRY__INIT;
+    struct raft_buffer buf;
+    uint8_t *payload = malloc(protobuf_c_message_get_packed_size(msg) + 1);
+    int rv;
+
+    if (payload == NULL) {
+        return -1;
+    }
+    e.command = (char *)command;
+    e.payload.len = protobuf_c_message_pack(msg, payload);
+    e.payload.data = payload;
+    e.nodeid = node->config.id;
+    e.timems = util_now_ms();
+    rv = entry_encode(&e, &buf);
+    free(payload);
+    if (rv != 0) {
+        return -1;
+    }
+    submit_entry(node, buf, 0, cb, data);
+    return 0;
 }

@@ -30,6 +30,12 @@ typedef void (*submit_cb)(void *data, const struct submit_result *r);
 void submit_entry(struct node *node, struct raft_buffer buf, int local_only, submit_cb cb,
                   void *data);
 
+/* Frame @msg as the entry of @command (accepted by this node, now) and
+ * submit it. Returns 0, or -1 when out of memory (then no @cb). */
+struct ProtobufCMessage;
+int submit_message(struct node *node, const char *command, const struct ProtobufCMessage *msg,
+                   submit_cb cb, void *data);
+
 /* The node applied entries up to @index: finish submissions waiting for it. */
 void submit_applied(struct node *node, uint64_t index);
 
