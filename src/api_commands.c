@@ -8,6 +8,7 @@
 #include "domain.h"
 #include "entry.h"
 #include "log.h"
+#include "membership.h"
 #include "node.h"
 #include "submit.h"
 #include "util.h"
@@ -208,6 +209,15 @@ void api_command(struct node *node, h2o_req_t *req, char **params)
 {
     const struct domain_command *cmd = domain_find(params[0]);
     cJSON *json;
+
+    if (membership_is_command(params[0])) {
+        json = parse_body(node, req);
+        if (json != NULL) {
+            membership_command(node, req, params[0], json);
+            cJSON_Delete(json);
+        }
+        return;
+    }
 
     if (cmd == NULL || cmd->api_only) {
         http_reply_error(node, req, ERR_NOT_FOUND, "unknown command '%s'", params[0]);

@@ -79,6 +79,14 @@ int cluster_start(struct cluster *c, uv_loop_t *loop, const struct config *confi
         snprintf(err, err_size, "cannot create %s: %s", c->raft_dir, strerror(errno));
         return -1;
     }
+    {
+        char meta[CONFIG_PATH_MAX + 32];
+        struct stat sb;
+        snprintf(meta, sizeof meta, "%s/metadata1", c->raft_dir);
+        c->pristine = stat(meta, &sb) != 0;
+        snprintf(meta, sizeof meta, "%s/metadata2", c->raft_dir);
+        c->pristine = c->pristine && stat(meta, &sb) != 0;
+    }
     rv = raft_uv_tcp_init(&c->transport, loop);
     if (rv != 0) {
         snprintf(err, err_size, "raft transport: %s", raft_strerror(rv));
@@ -126,7 +134,7 @@ int cluster_start(struct cluster *c, uv_loop_t *loop, const struct config *confi
                                         RAFT_VOTER);
         }
     }
-    if (rv == 0 && config->join[0] == '\0') {
+    if (rv == 0 && (config->join[0] == '\0' || !c->pristine)) {
         rv = raft_bootstrap(&c->raft, &conf);
         if (rv == RAFT_CANTBOOTSTRAP) {
             log_info("resuming from %s", c->raft_dir);

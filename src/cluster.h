@@ -24,6 +24,7 @@ struct cluster {
     int closing;
     void (*close_cb)(struct cluster *c);
     char raft_dir[CONFIG_PATH_MAX + 16];
+    int pristine; /* the raft directory held no state at start */
 };
 
 /* Set up raft over @fsm with data under config->data_dir/raft, bootstrap on a

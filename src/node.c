@@ -179,6 +179,60 @@ static void announce_tick(uv_timer_t *t)
     }
 }
 
+/* ---- --join: ask a member to add this node ---- */
+
+#define JOIN_RETRY_MS 1000
+
+static void join_tick(uv_timer_t *t);
+
+static void join_done(void *data, const struct forward_reply *reply)
+{
+    struct node *node = data;
+    if (reply->ok && reply->status == 200) {
+        log_info("joined the cluster through %s", node->config.join);
+        uv_timer_stop(&node->join);
+        return;
+    }
+    if (reply->ok && (reply->status == 400 || reply->status == 401 || reply->status == 409)) {
+        log_error("joining through %s refused: %ld %.*s", node->config.join, reply->status,
+                  (int)reply->len, reply->body);
+        uv_timer_stop(&node->join);
+        return;
+    }
+    log_warn("joining through %s: %s; retrying", node->config.join,
+             reply->ok ? "no leader yet" : reply->error);
+    uv_timer_start(&node->join, join_tick, JOIN_RETRY_MS, 0);
+}
+
+static void join_tick(uv_timer_t *t)
+{
+    struct node *node = t->data;
+    char body[512];
+    const char *target = node->config.join;
+    char host[CONFIG_PATH_MAX];
+    size_t len;
+    int n;
+
+    if (node->stopping) {
+        return;
+    }
+    if (strncmp(target, "http://", 7) == 0) {
+        target += 7;
+    }
+    util_copy(host, sizeof host, target);
+    len = strlen(host);
+    while (len > 0 && host[len - 1] == '/') {
+        host[--len] = '\0';
+    }
+    n = snprintf(body, sizeof body,
+                 "{\"Id\":%llu,\"RaftAddress\":\"%s\",\"HttpAddress\":\"%s\"}",
+                 (unsigned long long)node->config.id, node->config.raft, node->config.http);
+    if (forward_post(&node->forward, host, "/command/cluster.AddNode", body, (size_t)n,
+                     node->config.command_timeout_ms + 30000, join_done, node) != 0) {
+        uv_timer_start(&node->join, join_tick, JOIN_RETRY_MS, 0);
+    }
+}
+
 #define CHECKPOINT_WAL_PAGES 512 /* 2 MiB of WAL at 4 KiB pages */
 
 static void checkpoint_work(uv_work_t *w)
@@ -246,6 +300,7 @@ static void on_signal(uv_signal_t *h, int signum)
     uv_signal_stop(&node->sigint);
     uv_signal_stop(&node->sigterm);
     uv_timer_stop(&node->announce);
+    uv_timer_stop(&node->join);
     http_stop(&node->http);
     submit_abort_all(node);
     forward_close(&node->forward);
@@ -298,6 +353,12 @@ int node_run(const struct config *config)
         fprintf(stderr, "varastod: cannot initialise libcurl\n");
         store_close(&node.store);
         return 1;
+    }
+    uv_timer_init(&node.loop, &node.join);
+    node.join.data = &node;
+    if (config->join[0] != '\0' && node.cluster.pristine) {
+        log_info("asking %s to add this node", config->join);
+        uv_timer_start(&node.join, join_tick, 0, 0);
     }
     uv_timer_init(&node.loop, &node.announce);
     node.announce.data = &node;

@@ -32,6 +32,7 @@ struct node {
     struct submit_op *submit_waits; /* forwarded commands waiting for local apply */
     struct submit_op *submit_parked; /* commands waiting for a leader to be known */
     uv_timer_t announce;            /* makes sure the cluster knows our HTTP address */
+    uv_timer_t join;                /* --join: asks a member to add us */
     int announcing;
     uint64_t seen_applied;          /* raft's applied index at the last check */
     char admin_token[256];

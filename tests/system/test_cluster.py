@@ -230,6 +230,67 @@ def test_membership_views_and_linearizable_reads(s):
     expect(leader.request("POST", "/internal/apply", raw=b"junk"), 400)
 
 
+def test_membership_changes(s):
+    from harness import Node
+    nodes = s.cluster(3, extra=["--snapshot-threshold", "64"])
+    leader = wait_until(lambda: leader_of(nodes), 15, what="a leader")
+    for i in range(300):
+        expect(nodes[i % 3].command("directory.Create", {"Parent": "root", "Name": "m%d" % i}), 200)
+    seq = max(n.request("GET", "/api_v2/health", auth=False).json()["AppliedSeq"] for n in nodes)
+    check(seq >= 300, seq)
+    # a fourth node joins through a follower, catches up (the log was
+    # compacted: through a snapshot) and serves reads
+    follower = [n for n in nodes if n is not leader][0]
+    fourth = Node(s.varastod, s.dirs[-1], 4, ["--join", "http://" + follower.http_addr,
+                                              "--snapshot-threshold", "64"],
+                  nodes[0].token_file)
+    s.nodes.append(fourth)
+    fourth.start(wait=False)
+    fourth.wait_ready(30)
+    evs = expect(fourth.request("GET", "/api_v2/events?limit=10000&min_seq=%d" % seq), 200).json()
+    check([e["Seq"] for e in evs[:seq]] == list(range(1, seq + 1)))
+    check("restored snapshot" in fourth.read_log(), "the new node installed a snapshot")
+    root = fourth.request("GET", "/api_v2/directories/root?min_seq=%d" % seq).json()
+    check(len(root["SubDirectories"]) == 300)
+    members = wait_until(lambda: [m for m in leader.request("GET", "/api_v2/nodes").json()
+                                  if m["Id"] == 4 and m["Role"] == "voter"], 15,
+                         what="node 4 to be a voter")
+    check(members[0]["HttpAddress"] == fourth.http_addr)
+    added = [e for e in leader.request("GET", "/api_v2/events?types=cluster.&limit=10000").json()]
+    check(added and added[-1]["Type"] == "cluster.NodeAdded" and added[-1]["Data"]["Id"] == 4, added)
+    # it takes commands too (forwarded to the leader)
+    expect(fourth.command("directory.Create", {"Parent": "root", "Name": "via4"}), 200)
+    # joining again is a no-op
+    expect(leader.command("cluster.AddNode", {"Id": 4, "RaftAddress": "127.0.0.1:%d" % fourth.raft_port,
+                                              "HttpAddress": fourth.http_addr}), 200)
+    expect(leader.command("cluster.AddNode", {"Id": 4, "RaftAddress": "127.0.0.1:1",
+                                              "HttpAddress": fourth.http_addr}), 409, "conflict")
+    expect(leader.command("cluster.AddNode", {"Id": 9, "RaftAddress": "nope",
+                                              "HttpAddress": "x"}), 400, "bad_request")
+    # remove it, through a follower
+    expect(follower.command("cluster.RemoveNode", {"Id": 4}), 200)
+    check(4 not in [m["Id"] for m in leader.request("GET", "/api_v2/nodes").json()])
+    last = leader.request("GET", "/api_v2/events?types=cluster.NodeRemoved").json()
+    check(last and last[-1]["Data"] == {"Id": 4}, last)
+    expect(leader.command("cluster.RemoveNode", {"Id": 4}), 404, "not_found")
+    fourth.stop()
+    # transfer leadership to a chosen node
+    target = [n for n in nodes if n is not leader][1]
+    r = expect(follower.command("cluster.TransferLeadership", {"Id": target.id}), 200)
+    check(r.json() == {"Leader": target.id}, r)
+    wait_until(lambda: leader_of(nodes) is target, 10, what="the new leader")
+    # removing the leader hands leadership over first
+    r = expect(follower.command("cluster.RemoveNode", {"Id": target.id}), 200)
+    rest = [n for n in nodes if n is not target]
+    new_leader = wait_until(lambda: leader_of(rest), 15, what="a leader among the rest")
+    check(new_leader is not target)
+    ids = [m["Id"] for m in new_leader.request("GET", "/api_v2/nodes").json()]
+    check(sorted(ids) == sorted(n.id for n in rest), ids)
+    # the two that remain still make a quorum
+    expect(rest[0].command("directory.Create", {"Parent": "root", "Name": "after-removal"}), 200)
+
+
 if __name__ == "__main__":
-    Suite().run([test_any_node_takes_commands, test_membership_views_and_linearizable_reads, test_concurrent_conflict,
+    Suite().run([test_any_node_takes_commands, test_membership_views_and_linearizable_reads,
+                 test_membership_changes, test_concurrent_conflict,
                  test_leader_kill9_loses_nothing, test_quorum_loss])
