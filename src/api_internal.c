@@ -29,6 +29,8 @@ static void internal_done(void *data, const struct submit_result *r)
             http_add_header(req, "retry-after", "1");
         }
         h2o_send_inline(req, r->body, r->len);
+        /* the follower answers once it has applied the entry too */
+        cluster_nudge(&node->cluster);
     }
     free(ref);
 }
@@ -93,6 +95,7 @@ static void internal_barrier_cb(struct raft_barrier *b, int status)
             snprintf(index, sizeof index, "%llu", (unsigned long long)b->index);
             http_add_header(req, "x-varasto-index", index);
             http_reply_json(br->node, req, 200, "{}", 2);
+            cluster_nudge(&br->node->cluster);
         }
     }
     free(br);

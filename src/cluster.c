@@ -221,6 +221,24 @@ int cluster_barrier(struct cluster *c, struct raft_barrier *req, raft_barrier_cb
     return raft_barrier(&c->raft, req, cb);
 }
 
+static void nudge_cb(struct raft_barrier *req, int status)
+{
+    struct cluster *c = req->data;
+    (void)status;
+    c->nudge_pending = 0;
+}
+
+void cluster_nudge(struct cluster *c)
+{
+    if (c->nudge_pending || c->closing || raft_state(&c->raft) != RAFT_LEADER) {
+        return;
+    }
+    c->nudge.data = c;
+    if (raft_barrier(&c->raft, &c->nudge, nudge_cb) == 0) {
+        c->nudge_pending = 1;
+    }
+}
+
 static void transport_closed(struct cluster *c)
 {
     if (c->close_cb != NULL) {

@@ -20,6 +20,8 @@ struct cluster {
     uv_timer_t watch;            /* leadership watch */
     struct raft_barrier barrier; /* commits earlier terms' entries on election */
     int barrier_pending;
+    struct raft_barrier nudge;   /* see cluster_nudge */
+    int nudge_pending;
     int was_leader;
     int closing;
     void (*close_cb)(struct cluster *c);
@@ -51,6 +53,12 @@ int cluster_submit(struct cluster *c, struct raft_apply *req, struct raft_buffer
 
 /* Append a barrier; @cb fires once every earlier entry is applied. */
 int cluster_barrier(struct cluster *c, struct raft_barrier *req, raft_barrier_cb cb);
+
+/* Leader: make followers learn the current commit index now rather than at
+ * the next heartbeat. Appending any entry sends AppendEntries at once, and
+ * they carry the commit index; a barrier is the entry that changes nothing.
+ * At most one is in flight, so under load it costs nothing extra. */
+void cluster_nudge(struct cluster *c);
 
 /* Close raft and its I/O; @cb fires when memory may be released. */
 void cluster_close(struct cluster *c, void (*cb)(struct cluster *c));
