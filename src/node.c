@@ -233,7 +233,8 @@ static void join_tick(uv_timer_t *t)
     }
 }
 
-#define CHECKPOINT_WAL_PAGES 512 /* 2 MiB of WAL at 4 KiB pages */
+#define CHECKPOINT_WAL_PAGES 512  /* 2 MiB of WAL at 4 KiB pages */
+#define WAL_CATCH_UP_PAGES 8192   /* 32 MiB */
 
 static void checkpoint_work(uv_work_t *w)
 {
@@ -249,6 +250,15 @@ static void checkpoint_done(uv_work_t *w, int status)
     (void)status;
     node->fsm.reader_busy = 0;
     node->checkpointing = 0;
+    /* Under a steady write load the worker never catches the writer: the
+     * WAL restarts only when every frame is copied back at the start of a
+     * write, and it would grow without bound. Past WAL_CATCH_UP_PAGES the
+     * loop copies the few frames written during the worker's checkpoint
+     * itself, so the next write restarts the WAL (and the file is cut back
+     * to the journal size limit). */
+    if (node->store.wal_pages >= WAL_CATCH_UP_PAGES && !node->fsm.in_tx) {
+        store_checkpoint_now(&node->store);
+    }
     if (node->raft_closed) {
         uv_stop(&node->loop);
     }

@@ -174,6 +174,7 @@ int store_open(struct store *st, const char *path)
     sqlite3_busy_timeout(st->db, 5000);
     if (sqlite3_exec(st->db,
                      "PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0;"
+                     "PRAGMA journal_size_limit=33554432;"
                      "PRAGMA synchronous=NORMAL;"
                      "PRAGMA foreign_keys=OFF; PRAGMA cache_size=-65536;",
                      NULL, NULL, &errmsg) != SQLITE_OK ||
@@ -251,6 +252,17 @@ int store_reader_begin(struct store *st)
 void store_reader_end(struct store *st)
 {
     sqlite3_exec(st->reader, "COMMIT", NULL, NULL, NULL);
+}
+
+int store_checkpoint_now(struct store *st)
+{
+    int log_frames = 0, done = 0;
+    if (sqlite3_wal_checkpoint_v2(st->db, "main", SQLITE_CHECKPOINT_PASSIVE, &log_frames, &done) !=
+        SQLITE_OK) {
+        snprintf(st->errmsg, sizeof st->errmsg, "checkpoint: %s", sqlite3_errmsg(st->db));
+        return -1;
+    }
+    return 0;
 }
 
 int store_reader_checkpoint(struct store *st)

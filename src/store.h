@@ -136,6 +136,9 @@ void store_reader_end(struct store *st);
  * (PASSIVE checkpoint). Any thread. Returns 0 or -1. */
 int store_reader_checkpoint(struct store *st);
 
+/* PASSIVE checkpoint on the loop's own connection (it fsyncs). */
+int store_checkpoint_now(struct store *st);
+
 /* Replace the database file with @data (a store_serialize image) and reopen.
  * Returns 0 or -1 with st->errmsg set. */
 int store_replace(struct store *st, const unsigned char *data, size_t size);
