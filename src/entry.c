@@ -47,3 +47,14 @@ Varasto__Entry *entry_decode(const struct raft_buffer *buf)
     }
     return varasto__entry__unpack(NULL, len, p + 8);
 }
+
+size_t entry_frame_size(const void *p, size_t avail)
+{
+    const uint8_t *b = p;
+    size_t total;
+    if (avail < 8 || get_u32(b) != ENTRY_MAGIC) {
+        return 0;
+    }
+    total = (8 + (size_t)get_u32(b + 4) + 7) & ~(size_t)7;
+    return total <= avail ? total : 0;
+}

@@ -19,4 +19,9 @@ int entry_encode(const Varasto__Entry *e, struct raft_buffer *out);
  * varasto__entry__free_unpacked(e, NULL)) or NULL if the frame is malformed. */
 Varasto__Entry *entry_decode(const struct raft_buffer *buf);
 
+/* The size of the frame at @p (header, entry, padding), or 0 if the @avail
+ * bytes there do not start with a whole frame. Frames concatenate: a batch
+ * of entries is frames back to back. */
+size_t entry_frame_size(const void *p, size_t avail);
+
 #endif

@@ -271,6 +271,7 @@ static void on_check(uv_check_t *h)
     struct node *node = h->data;
     uint64_t applied = raft_last_applied(&node->cluster.raft);
     fsm_flush(&node->fsm);
+    submit_flush(node);
     if (applied != node->seen_applied) {
         /* barriers and configuration entries advance raft's applied index
          * without an FSM apply: wake reads waiting on a read index */

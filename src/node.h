@@ -14,6 +14,7 @@
 #include "store.h"
 
 struct submit_op;
+struct fwd_batch;
 
 struct node {
     struct config config;
@@ -31,6 +32,7 @@ struct node {
     struct forward forward;
     struct submit_op *submit_waits; /* forwarded commands waiting for local apply */
     struct submit_op *submit_parked; /* commands waiting for a leader to be known */
+    struct fwd_batch *fwd_batch;     /* entries to forward at the end of this iteration */
     uv_timer_t announce;            /* makes sure the cluster knows our HTTP address */
     uv_timer_t join;                /* --join: asks a member to add us */
     int announcing;

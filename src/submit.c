@@ -5,6 +5,7 @@
 
 #include "cluster.h"
 #include "codec.h"
+#include <cjson/cJSON.h>
 #include "forward.h"
 #include "entry.h"
 #include "log.h"
@@ -33,6 +34,8 @@ struct submit_op {
 };
 
 static void unpark(struct submit_op *op);
+static void batch_add(struct node *node, const char *addr, struct submit_op *op,
+                      struct raft_buffer buf);
 
 static void op_timer_closed(uv_handle_t *h)
 {
@@ -135,9 +138,10 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
     op_release(op);
 }
 
-static void forwarded(void *data, const struct forward_reply *reply)
+/* The leader's answer for one forwarded entry (or the failure of the
+ * request that carried it). */
+static void forwarded(struct submit_op *op, const struct forward_reply *reply)
 {
-    struct submit_op *op = data;
     struct node *node = op->node;
 
     op->backend_done = 1;
@@ -172,6 +176,141 @@ static void forwarded(void *data, const struct forward_reply *reply)
         node->submit_waits = op;
     }
     op_release(op);
+}
+
+/* ---- forwarding in batches ----
+ * Entries forwarded in one loop iteration go to the leader in one request
+ * (frames back to back); it answers with one result per entry, in order.
+ * One HTTP exchange per batch instead of per command. */
+
+#define FORWARD_BATCH_MAX 256
+#define FORWARD_BATCH_BYTES (512 * 1024)
+
+struct fwd_batch {
+    struct node *node;
+    char addr[CONFIG_ADDR_MAX];
+    struct buf body;
+    struct submit_op **ops;
+    unsigned n, cap;
+};
+
+static void batch_free(struct fwd_batch *b)
+{
+    buf_free(&b->body);
+    free(b->ops);
+    free(b);
+}
+
+static void batch_fail(struct fwd_batch *b, const char *error)
+{
+    struct forward_reply reply;
+    unsigned i;
+    memset(&reply, 0, sizeof reply);
+    reply.error = error;
+    for (i = 0; i < b->n; i++) {
+        forwarded(b->ops[i], &reply);
+    }
+}
+
+static void batch_done(void *data, const struct forward_reply *reply)
+{
+    struct fwd_batch *b = data;
+    cJSON *arr = NULL;
+    unsigned i;
+
+    if (reply->ok && reply->status == 200) {
+        arr = cJSON_ParseWithLength(reply->body, reply->len);
+    }
+    if (arr == NULL || !cJSON_IsArray(arr) || (unsigned)cJSON_GetArraySize(arr) != b->n) {
+        if (reply->ok && reply->status != 200) {
+            /* the leader refused the whole batch (e.g. it is no longer the
+             * leader): every entry gets its answer */
+            for (i = 0; i < b->n; i++) {
+                forwarded(b->ops[i], reply);
+            }
+        } else {
+            batch_fail(b, reply->ok ? "malformed batch answer" : reply->error);
+        }
+        cJSON_Delete(arr);
+        batch_free(b);
+        return;
+    }
+    for (i = 0; i < b->n; i++) {
+        cJSON *item = cJSON_GetArrayItem(arr, (int)i);
+        cJSON *body = cJSON_GetObjectItem(item, "Body");
+        char *text = cJSON_PrintUnformatted(body);
+        struct forward_reply one;
+        memset(&one, 0, sizeof one);
+        one.ok = 1;
+        one.status = (long)cJSON_GetNumberValue(cJSON_GetObjectItem(item, "Status"));
+        one.index = (uint64_t)cJSON_GetNumberValue(cJSON_GetObjectItem(item, "Index"));
+        one.replayed = cJSON_IsTrue(cJSON_GetObjectItem(item, "Replayed"));
+        one.body = text != NULL ? text : "{}";
+        one.len = strlen(one.body);
+        forwarded(b->ops[i], &one);
+        free(text);
+    }
+    cJSON_Delete(arr);
+    batch_free(b);
+}
+
+void submit_flush(struct node *node)
+{
+    struct fwd_batch *b = node->fwd_batch;
+    if (b == NULL) {
+        return;
+    }
+    node->fwd_batch = NULL;
+    if (forward_post(&node->forward, b->addr, INTERNAL_APPLY_PATH, b->body.data, b->body.len,
+                     node->config.command_timeout_ms, batch_done, b) != 0) {
+        batch_fail(b, "cannot reach the leader");
+        batch_free(b);
+    }
+}
+
+static void batch_add(struct node *node, const char *addr, struct submit_op *op,
+                      struct raft_buffer buf)
+{
+    struct fwd_batch *b = node->fwd_batch;
+    if (b != NULL && strcmp(b->addr, addr) != 0) {
+        submit_flush(node);
+        b = NULL;
+    }
+    if (b == NULL) {
+        b = calloc(1, sizeof *b);
+        if (b == NULL) {
+            struct forward_reply reply;
+            raft_free(buf.base);
+            memset(&reply, 0, sizeof reply);
+            reply.error = "out of memory";
+            forwarded(op, &reply);
+            return;
+        }
+        b->node = node;
+        util_copy(b->addr, sizeof b->addr, addr);
+        buf_init(&b->body);
+        node->fwd_batch = b;
+    }
+    if (b->n == b->cap) {
+        unsigned cap = b->cap ? b->cap * 2 : 16;
+        struct submit_op **ops = realloc(b->ops, cap * sizeof *ops);
+        if (ops == NULL) {
+            struct forward_reply reply;
+            raft_free(buf.base);
+            memset(&reply, 0, sizeof reply);
+            reply.error = "out of memory";
+            forwarded(op, &reply);
+            return;
+        }
+        b->ops = ops;
+        b->cap = cap;
+    }
+    b->ops[b->n++] = op;
+    buf_append(&b->body, buf.base, buf.len);
+    raft_free(buf.base);
+    if (b->n >= FORWARD_BATCH_MAX || b->body.len >= FORWARD_BATCH_BYTES) {
+        submit_flush(node);
+    }
 }
 
 static void park(struct submit_op *op)
@@ -236,14 +375,7 @@ static int try_send(struct submit_op *op)
             return 1;
         }
         op->entry.base = NULL;
-        rv = forward_post(&node->forward, http_addr, INTERNAL_APPLY_PATH, buf.base, buf.len,
-                          node->config.command_timeout_ms, forwarded, op);
-        raft_free(buf.base);
-        if (rv != 0) {
-            op->backend_done = 1;
-            deliver_unavailable(op, "cannot reach the leader; retry");
-            op_release(op);
-        }
+        batch_add(node, http_addr, op, buf);
         return 0;
     }
 }

@@ -36,6 +36,10 @@ struct ProtobufCMessage;
 int submit_message(struct node *node, const char *command, const struct ProtobufCMessage *msg,
                    submit_cb cb, void *data);
 
+/* Send the entries gathered for forwarding in this loop iteration. The
+ * node calls it once per iteration (and submit_entry when a batch is full). */
+void submit_flush(struct node *node);
+
 /* The node applied entries up to @index: finish submissions waiting for it. */
 void submit_applied(struct node *node, uint64_t index);
 
