@@ -3,6 +3,8 @@
 #ifndef VARASTO_API_H
 #define VARASTO_API_H
 
+#include <stdint.h>
+
 #include "http.h"
 
 void api_command(struct node *node, h2o_req_t *req, char **params);
@@ -11,6 +13,9 @@ void api_changeset(struct node *node, h2o_req_t *req, char **params);
 void api_directory_get(struct node *node, h2o_req_t *req, char **params);
 void api_collection_get(struct node *node, h2o_req_t *req, char **params);
 void api_events_page(struct node *node, h2o_req_t *req, char **params);
+void api_subscriptions(struct node *node, h2o_req_t *req, char **params);
+/* 410 when events after @after were pruned; returns 1 if it answered. */
+int api_reply_gone_if_pruned(struct node *node, h2o_req_t *req, uint64_t after);
 void api_health(struct node *node, h2o_req_t *req, char **params);
 
 void api_cluster(struct node *node, h2o_req_t *req, char **params);

@@ -60,6 +60,9 @@ void api_events_page(struct node *node, h2o_req_t *req, char **params)
                          TYPE_FILTER_MAX);
         return;
     }
+    if (api_reply_gone_if_pruned(node, req, after)) {
+        return;
+    }
     buf_init(&out);
     store_events_page(&node->store, after, (unsigned)limit, &filter, &out);
     http_reply_json(node, req, 200, out.data, out.len);
@@ -86,4 +89,29 @@ void api_health(struct node *node, h2o_req_t *req, char **params)
     }
     http_reply_json(node, req, leader != 0 ? 200 : 503, out.data, out.len);
     buf_free(&out);
+}
+
+void api_subscriptions(struct node *node, h2o_req_t *req, char **params)
+{
+    struct buf out;
+    (void)params;
+    buf_init(&out);
+    store_subscriptions_json(&node->store, node->fsm.last_seq, &out);
+    http_reply_json(node, req, 200, out.data, out.len);
+    buf_free(&out);
+}
+
+int api_reply_gone_if_pruned(struct node *node, h2o_req_t *req, uint64_t after)
+{
+    if (node->oldest_seq > 1 && after + 1 < node->oldest_seq) {
+        char body[200];
+        int n = snprintf(body, sizeof body,
+                         "{\"Error\":\"events after %llu are no longer kept; the oldest is %llu\","
+                         "\"Code\":\"gone\",\"OldestSeq\":%llu}",
+                         (unsigned long long)after, (unsigned long long)node->oldest_seq,
+                         (unsigned long long)node->oldest_seq);
+        http_reply_json(node, req, 410, body, (size_t)n);
+        return 1;
+    }
+    return 0;
 }

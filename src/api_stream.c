@@ -62,6 +62,21 @@ static void sse_pump(struct sse_stream *s)
         return;
     }
     s->out.len = 0;
+    if (s->node->oldest_seq > 1 && s->sub.cursor + 1 < s->node->oldest_seq) {
+        /* Retention pruned what this subscriber has not read: say so and
+         * end the stream; it resumes from its cursor and gets 410. */
+        buf_appendf(&s->out, "event: gone\ndata: {\"Error\":\"events after %llu are no longer "
+                             "kept\",\"Code\":\"gone\",\"OldestSeq\":%llu}\n\n",
+                    (unsigned long long)s->sub.cursor, (unsigned long long)s->node->oldest_seq);
+        {
+            h2o_iovec_t iov = h2o_iovec_init(s->out.data, s->out.len);
+            h2o_req_t *req = s->ref.req;
+            push_unsubscribe(&s->sub);
+            s->sending = 1;
+            h2o_send(req, &iov, 1, H2O_SEND_STATE_FINAL);
+        }
+        return;
+    }
     /* An empty pull with the subscriber not waiting means a filter skipped a
      * whole batch: pull again (each pull advances the cursor). */
     while (s->out.len == 0 && !s->sub.waiting) {
@@ -111,12 +126,15 @@ void api_events_stream(struct node *node, h2o_req_t *req, char **params)
 {
     unsigned long long after = 0;
     char types[TYPE_FILTER_MAX * 64];
+    char name[256];
     struct sse_stream *s;
+    int has_last_event_id;
     int rv;
 
     (void)params;
     /* Last-Event-ID (a browser's reconnect) wins over ?after. */
     rv = http_u64_param(req, NULL, "last-event-id", &after);
+    has_last_event_id = rv == 1;
     if (rv == 0) {
         rv = http_u64_param(req, "after", NULL, &after);
     }
@@ -130,11 +148,35 @@ void api_events_stream(struct node *node, h2o_req_t *req, char **params)
         http_reply_error(node, req, ERR_INTERNAL, "out of memory");
         return;
     }
-    rv = http_query(req, "types", types, sizeof types);
-    if (rv < 0 || (rv == 1 && type_filter_parse(&s->sub.filter, types) != 0)) {
+    rv = http_query(req, "subscription", name, sizeof name);
+    if (rv < 0) {
         free(s);
-        http_reply_error(node, req, ERR_BAD_REQUEST, "types must be at most %d prefixes",
-                         TYPE_FILTER_MAX);
+        http_reply_error(node, req, ERR_BAD_REQUEST, "subscription: name too long");
+        return;
+    }
+    if (rv == 1) {
+        /* A durable subscription: its cursor and its filter. A reconnect's
+         * Last-Event-ID (what the client has processed) still wins. */
+        uint64_t cursor;
+        if (!store_subscription(&node->store, name, &s->sub.filter, &cursor)) {
+            free(s);
+            http_reply_error(node, req, ERR_NOT_FOUND, "subscription '%s' not found", name);
+            return;
+        }
+        if (!has_last_event_id) {
+            after = cursor;
+        }
+    } else {
+        rv = http_query(req, "types", types, sizeof types);
+        if (rv < 0 || (rv == 1 && type_filter_parse(&s->sub.filter, types) != 0)) {
+            free(s);
+            http_reply_error(node, req, ERR_BAD_REQUEST, "types must be at most %d prefixes",
+                             TYPE_FILTER_MAX);
+            return;
+        }
+    }
+    if (api_reply_gone_if_pruned(node, req, after)) {
+        free(s);
         return;
     }
     s->node = node;

@@ -686,6 +686,97 @@ static int ap_apikey_remove(struct domain_ctx *ctx, const ProtobufCMessage *m)
     return domain_emit(ctx, "apikey.Removed", m);
 }
 
+/* ---- durable subscriptions ------------------------------------------------------- */
+
+static int chk_sub_name(const char *name, struct err *e)
+{
+    if (name[0] == '\0') {
+        return err_set(e, ERR_BAD_REQUEST, "field 'Name': must not be empty");
+    }
+    return 0;
+}
+
+static int chk_sub_create(const ProtobufCMessage *m, struct err *e)
+{
+    const Varasto__SubscriptionCreate *c = (const void *)m;
+    size_t i;
+    if (chk_sub_name(c->name, e) != 0) {
+        return e->code;
+    }
+    if (c->n_types > TYPE_FILTER_MAX) {
+        return err_set(e, ERR_BAD_REQUEST, "field 'Types': at most %d prefixes", TYPE_FILTER_MAX);
+    }
+    for (i = 0; i < c->n_types; i++) {
+        if (c->types[i][0] == '\0' || strlen(c->types[i]) >= 64 || strchr(c->types[i], ',')) {
+            return err_set(e, ERR_BAD_REQUEST,
+                           "field 'Types[%zu]': 1 to 63 characters, no comma", i);
+        }
+    }
+    return 0;
+}
+
+static int chk_sub_ack(const ProtobufCMessage *m, struct err *e)
+{
+    return chk_sub_name(((const Varasto__SubscriptionAck *)m)->name, e);
+}
+
+static int chk_sub_delete(const ProtobufCMessage *m, struct err *e)
+{
+    return chk_sub_name(((const Varasto__SubscriptionDelete *)m)->name, e);
+}
+
+static int ap_sub_create(struct domain_ctx *ctx, const ProtobufCMessage *m)
+{
+    const Varasto__SubscriptionCreate *c = (const void *)m;
+    struct buf types;
+    uint64_t cursor;
+    size_t i;
+    int rv;
+
+    if (store_subscription(ctx->store, c->name, NULL, &cursor)) {
+        return err_set(&ctx->err, ERR_CONFLICT, "subscription '%s' already exists", c->name);
+    }
+    buf_init(&types);
+    buf_append_str(&types, "");
+    for (i = 0; i < c->n_types; i++) {
+        if (i > 0) {
+            buf_append_str(&types, ",");
+        }
+        buf_append_str(&types, c->types[i]);
+    }
+    rv = write_ok(ctx, store_run(ctx->store, ST_SUB_INSERT, "ssi", c->name, types.data,
+                                 ctx->time_ms));
+    buf_free(&types);
+    return rv != 0 ? rv : domain_emit(ctx, "subscription.Created", m);
+}
+
+static int ap_sub_ack(struct domain_ctx *ctx, const ProtobufCMessage *m)
+{
+    const Varasto__SubscriptionAck *c = (const void *)m;
+    uint64_t cursor;
+    if (!store_subscription(ctx->store, c->name, NULL, &cursor)) {
+        return err_set(&ctx->err, ERR_NOT_FOUND, "subscription '%s' not found", c->name);
+    }
+    if (c->seq > ctx->seq) {
+        return err_set(&ctx->err, ERR_BAD_REQUEST, "field 'Seq': beyond the last event (%llu)",
+                       (unsigned long long)ctx->seq);
+    }
+    /* never back; no event */
+    return write_ok(ctx, store_run(ctx->store, ST_SUB_ACK, "is", (int64_t)c->seq, c->name));
+}
+
+static int ap_sub_delete(struct domain_ctx *ctx, const ProtobufCMessage *m)
+{
+    const Varasto__SubscriptionDelete *c = (const void *)m;
+    uint64_t cursor;
+    int rv;
+    if (!store_subscription(ctx->store, c->name, NULL, &cursor)) {
+        return err_set(&ctx->err, ERR_NOT_FOUND, "subscription '%s' not found", c->name);
+    }
+    rv = write_ok(ctx, store_run(ctx->store, ST_SUB_DELETE, "s", c->name));
+    return rv != 0 ? rv : domain_emit(ctx, "subscription.Deleted", m);
+}
+
 /* ---- cluster ----------------------------------------------------------------------- */
 
 static int chk_announce(const ProtobufCMessage *m, struct err *e)
@@ -751,6 +842,9 @@ static const struct domain_command commands[] = {
      ap_changeset},
     {"apikey.Create", D(apikey_create), 1, 0, chk_apikey_create, ap_apikey_create},
     {"apikey.Remove", D(apikey_remove), 0, 0, NULL, ap_apikey_remove},
+    {"subscription.Create", D(subscription_create), 0, 0, chk_sub_create, ap_sub_create},
+    {"subscription.Ack", D(subscription_ack), 0, 0, chk_sub_ack, ap_sub_ack},
+    {"subscription.Delete", D(subscription_delete), 0, 0, chk_sub_delete, ap_sub_delete},
     {"cluster.Announce", D(cluster_announce), 0, 1, chk_announce, ap_announce},
     {"cluster.RecordNodeAdded", D(cluster_add_node), 0, 1, NULL, ap_node_added},
     {"cluster.RecordNodeRemoved", D(cluster_remove_node), 0, 1, NULL, ap_node_removed},

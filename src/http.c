@@ -24,6 +24,7 @@ static const struct http_route routes[] = {
     {"GET", "/api_v2/events/stream", api_events_stream, 0, 0},
     {"GET", "/api_v2/health", api_health, 1, 0},
     {"GET", "/api_v2/cluster", api_cluster, 0, 0},
+    {"GET", "/api_v2/subscriptions", api_subscriptions, 0, 1},
     {"GET", "/api_v2/nodes", api_nodes, 0, 0},
     /* public_: it checks for the cluster token itself (not API keys) */
     {"POST", "/internal/apply", api_internal_apply, 1, 0},

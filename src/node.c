@@ -134,6 +134,7 @@ static void on_commit(void *data, const struct domain_event *events, unsigned n,
 static void on_restore(void *data, uint64_t last_seq)
 {
     struct node *node = data;
+    node->oldest_seq = store_oldest_event(&node->store);
     push_reset(&node->push, last_seq);
     http_seq_applied(&node->http, last_seq);
     submit_applied(node, node->fsm.applied_index);
@@ -233,6 +234,42 @@ static void join_tick(uv_timer_t *t)
     }
 }
 
+/* ---- retention (--retain-events) ---- */
+
+#define RETENTION_EVERY_EVENTS 256
+
+/* Prune events older than the last N, but never past a durable
+ * subscription's cursor. Node-local: it changes what this node can replay,
+ * not the log, and every Seq stays the same event everywhere. */
+static void retention_pass(struct node *node)
+{
+    uint64_t keep = node->config.retain_events;
+    uint64_t last = node->fsm.last_seq, upto, cursor;
+    int n;
+
+    if (keep == 0 || last - node->pruned_at_seq < RETENTION_EVERY_EVENTS || last <= keep) {
+        return;
+    }
+    node->pruned_at_seq = last;
+    upto = last - keep;
+    if (store_min_subscription_cursor(&node->store, &cursor) && cursor < upto) {
+        upto = cursor;
+    }
+    if (upto == 0 || upto < node->oldest_seq) {
+        return;
+    }
+    n = store_prune_events(&node->store, upto);
+    if (n < 0) {
+        log_warn("retention: %s", node->store.errmsg);
+        return;
+    }
+    node->oldest_seq = store_oldest_event(&node->store);
+    if (n > 0) {
+        log_debug("retention: pruned %d events, oldest kept %llu", n,
+                  (unsigned long long)node->oldest_seq);
+    }
+}
+
 #define CHECKPOINT_WAL_PAGES 512  /* 2 MiB of WAL at 4 KiB pages */
 #define WAL_CATCH_UP_PAGES 8192   /* 32 MiB */
 
@@ -272,6 +309,7 @@ static void on_check(uv_check_t *h)
     uint64_t applied = raft_last_applied(&node->cluster.raft);
     fsm_flush(&node->fsm);
     submit_flush(node);
+    retention_pass(node);
     if (applied != node->seen_applied) {
         /* barriers and configuration entries advance raft's applied index
          * without an FSM apply: wake reads waiting on a read index */
@@ -350,6 +388,8 @@ int node_run(const struct config *config)
     node.flush.data = &node;
     uv_check_start(&node.flush, on_check);
     push_init(&node.push, &node.store, node.fsm.last_seq);
+    node.oldest_seq = store_oldest_event(&node.store);
+    node.pruned_at_seq = 0;
     if (http_start(&node.http, &node, &node.loop, config->http, err, sizeof err) != 0) {
         fprintf(stderr, "varastod: %s\n", err);
         store_close(&node.store);

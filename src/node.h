@@ -37,6 +37,8 @@ struct node {
     uv_timer_t join;                /* --join: asks a member to add us */
     int announcing;
     uint64_t seen_applied;          /* raft's applied index at the last check */
+    uint64_t oldest_seq;            /* oldest event kept (retention), 0 if none */
+    uint64_t pruned_at_seq;         /* last_seq at the last retention pass */
     char admin_token[256];
     int stopping;
     int exit_code;

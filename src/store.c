@@ -42,6 +42,9 @@ static const char schema[] =
     "  status INTEGER NOT NULL, body TEXT NOT NULL);"
     "CREATE INDEX IF NOT EXISTS idempotency_time ON idempotency(time_ms);"
     "INSERT OR IGNORE INTO directories(id, created, parent, name) VALUES('root', 0, '', 'root');"
+    "CREATE TABLE IF NOT EXISTS subscriptions ("
+    "  name TEXT PRIMARY KEY, types TEXT NOT NULL, cursor INTEGER NOT NULL,"
+    "  created INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS nodes ("
     "  id INTEGER PRIMARY KEY, raft TEXT NOT NULL, http TEXT NOT NULL);"
     "CREATE TABLE IF NOT EXISTS applied ("
@@ -61,6 +64,14 @@ static const char *const sql[ST__COUNT] = {
     [ST_ROLLBACK_TO] = "ROLLBACK TO cmd",
     [ST_META_GET] = "SELECT v FROM meta WHERE k = ?",
     [ST_META_SET] = "INSERT OR REPLACE INTO meta(k, v) VALUES(?, ?)",
+    [ST_SUB_INSERT] = "INSERT INTO subscriptions(name, types, cursor, created) VALUES(?, ?, 0, ?)",
+    [ST_SUB_GET] = "SELECT types, cursor FROM subscriptions WHERE name = ?",
+    [ST_SUB_ACK] = "UPDATE subscriptions SET cursor = MAX(cursor, ?) WHERE name = ?",
+    [ST_SUB_DELETE] = "DELETE FROM subscriptions WHERE name = ?",
+    [ST_SUB_LIST] = "SELECT name, types, cursor FROM subscriptions ORDER BY name",
+    [ST_SUB_MIN_CURSOR] = "SELECT MIN(cursor) FROM subscriptions",
+    [ST_EVENT_OLDEST] = "SELECT MIN(seq) FROM events",
+    [ST_EVENT_PRUNE] = "DELETE FROM events WHERE seq <= ?",
     [ST_NODE_PUT] = "INSERT OR REPLACE INTO nodes(id, raft, http) VALUES(?, ?, ?)",
     [ST_NODE_GET] = "SELECT raft, http FROM nodes WHERE id = ?",
     [ST_NODE_LIST] = "SELECT id, raft, http FROM nodes ORDER BY id",
@@ -681,6 +692,78 @@ int store_collection_view(struct store *st, const char *id, struct buf *out)
     sqlite3_reset(s);
     buf_append(out, "]}", 2);
     return 1;
+}
+
+int store_subscription(struct store *st, const char *name, struct type_filter *types,
+                       uint64_t *cursor)
+{
+    int found = store_run(st, ST_SUB_GET, "s", name) == SQLITE_ROW;
+    if (found) {
+        sqlite3_stmt *s = st->stmts[ST_SUB_GET];
+        if (types != NULL) {
+            type_filter_parse(types, (const char *)sqlite3_column_text(s, 0));
+        }
+        *cursor = (uint64_t)sqlite3_column_int64(s, 1);
+    }
+    sqlite3_reset(st->stmts[ST_SUB_GET]);
+    return found;
+}
+
+void store_subscriptions_json(struct store *st, uint64_t last_seq, struct buf *out)
+{
+    sqlite3_stmt *s = store_stmt(st, ST_SUB_LIST);
+    int first = 1;
+    buf_append_str(out, "[");
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        struct type_filter f;
+        unsigned i;
+        uint64_t cursor = (uint64_t)sqlite3_column_int64(s, 2);
+        type_filter_parse(&f, (const char *)sqlite3_column_text(s, 1));
+        put_text(out, first ? "{\"Name\":" : ",{\"Name\":", s, 0);
+        buf_append_str(out, ",\"Types\":[");
+        for (i = 0; i < f.n; i++) {
+            if (i > 0) {
+                buf_append_str(out, ",");
+            }
+            codec_write_string(out, f.prefixes[i]);
+        }
+        buf_append_str(out, "]");
+        put_int(out, ",\"Cursor\":", (long long)cursor);
+        put_int(out, ",\"Lag\":", (long long)(last_seq > cursor ? last_seq - cursor : 0));
+        buf_append_str(out, "}");
+        first = 0;
+    }
+    sqlite3_reset(s);
+    buf_append_str(out, "]");
+}
+
+uint64_t store_oldest_event(struct store *st)
+{
+    uint64_t v = 0;
+    if (store_run(st, ST_EVENT_OLDEST, "") == SQLITE_ROW &&
+        sqlite3_column_type(st->stmts[ST_EVENT_OLDEST], 0) != SQLITE_NULL) {
+        v = (uint64_t)sqlite3_column_int64(st->stmts[ST_EVENT_OLDEST], 0);
+    }
+    sqlite3_reset(st->stmts[ST_EVENT_OLDEST]);
+    return v;
+}
+
+int store_prune_events(struct store *st, uint64_t upto)
+{
+    int rv = store_run(st, ST_EVENT_PRUNE, "i", (int64_t)upto);
+    sqlite3_reset(st->stmts[ST_EVENT_PRUNE]);
+    return rv == SQLITE_DONE ? sqlite3_changes(st->db) : -1;
+}
+
+int store_min_subscription_cursor(struct store *st, uint64_t *cursor)
+{
+    int found = store_run(st, ST_SUB_MIN_CURSOR, "") == SQLITE_ROW &&
+                sqlite3_column_type(st->stmts[ST_SUB_MIN_CURSOR], 0) != SQLITE_NULL;
+    if (found) {
+        *cursor = (uint64_t)sqlite3_column_int64(st->stmts[ST_SUB_MIN_CURSOR], 0);
+    }
+    sqlite3_reset(st->stmts[ST_SUB_MIN_CURSOR]);
+    return found;
 }
 
 int store_node_addresses(struct store *st, uint64_t id, char *raft, char *http, size_t size)

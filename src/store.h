@@ -67,6 +67,14 @@ enum store_stmt {
     ST_KEY_BY_HASH,
     ST_EVENT_INSERT,
     ST_EVENT_PAGE,
+    ST_SUB_INSERT,
+    ST_SUB_GET,
+    ST_SUB_ACK,
+    ST_SUB_DELETE,
+    ST_SUB_LIST,
+    ST_SUB_MIN_CURSOR,
+    ST_EVENT_OLDEST,
+    ST_EVENT_PRUNE,
     ST_NODE_PUT,
     ST_NODE_GET,
     ST_NODE_LIST,
@@ -167,6 +175,20 @@ int store_events_page(struct store *st, uint64_t after, unsigned limit,
 /* The announced raft and HTTP addresses of node @id; returns 1, or 0 if the
  * node has not announced itself. */
 int store_node_addresses(struct store *st, uint64_t id, char *raft, char *http, size_t size);
+
+/* Durable subscription @name: its type filter (when @types is not NULL)
+ * and acked cursor. Returns 1, or 0 if there is none. */
+int store_subscription(struct store *st, const char *name, struct type_filter *types,
+                       uint64_t *cursor);
+/* The GET /api_v2/subscriptions document. */
+void store_subscriptions_json(struct store *st, uint64_t last_seq, struct buf *out);
+/* The lowest durable cursor; returns 0 when there are no subscriptions. */
+int store_min_subscription_cursor(struct store *st, uint64_t *cursor);
+
+/* The oldest event kept (0 if none) and pruning up to @upto (inclusive);
+ * prune returns the number removed or -1. */
+uint64_t store_oldest_event(struct store *st);
+int store_prune_events(struct store *st, uint64_t upto);
 
 /* Whether @token_hash (32 bytes) is an API key's hash. */
 int store_apikey_valid(struct store *st, const uint8_t token_hash[32]);

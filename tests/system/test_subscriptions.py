@@ -1,0 +1,101 @@
+"""Durable subscriptions (through the log, readable and resumable on any
+node) and retention with its 410 answer."""
+import time
+
+from harness import Suite, check, expect, wait_until
+from sse import SSE
+
+
+def leader_of(nodes):
+    for n in nodes:
+        h = n.request("GET", "/api_v2/health", auth=False)
+        if h.status == 200 and h.json()["Role"] == "leader":
+            return n
+    return None
+
+
+def test_durable_subscription_across_nodes(s):
+    nodes = s.cluster(3)
+    wait_until(lambda: leader_of(nodes), 15, what="a leader")
+    a, b, c = nodes
+    r = expect(a.command("subscription.Create", {"Name": "indexer", "Types": ["directory."]}), 200)
+    expect(b.command("subscription.Create", {"Name": "indexer"}), 409, "conflict")
+    expect(b.command("subscription.Create", {"Name": ""}), 400, "bad_request")
+    ids = []
+    for i in range(6):
+        d = expect(b.command("directory.Create", {"Parent": "root", "Name": "d%d" % i}), 200).json()
+        ids.append(d["Id"])
+        expect(c.command("collection.Create", {"ParentDir": d["Id"], "Name": "c%d" % i}), 200)
+    last = c.request("GET", "/api_v2/health", auth=False).json()["AppliedSeq"]
+    # every node knows the subscription and its lag
+    for n in nodes:
+        subs = expect(n.request("GET", "/api_v2/subscriptions?min_seq=%d" % last), 200).json()
+        check(subs == [{"Name": "indexer", "Types": ["directory."], "Cursor": 0,
+                        "Lag": last}], subs)
+    # consume from a follower: only directory events, from the start
+    st = SSE(b, "/api_v2/events/stream?subscription=indexer")
+    got = st.events(6)
+    check([e[1] for e in got] == ["directory.Created"] * 6, got)
+    check([e[2]["Data"]["Id"] for e in got] == ids)
+    st.close()
+    # ack the third one (through any node), then resume on another node
+    third = got[2][0]
+    r = expect(a.command("subscription.Ack", {"Name": "indexer", "Seq": third}), 200)
+    check(r.json()["Seq"] == last, "an ack produces no event")
+    expect(a.command("subscription.Ack", {"Name": "indexer", "Seq": 1}), 200)  # never back
+    expect(a.command("subscription.Ack", {"Name": "nope", "Seq": 1}), 404, "not_found")
+    expect(a.command("subscription.Ack", {"Name": "indexer", "Seq": last + 100}), 400)
+    st = SSE(c, "/api_v2/events/stream?subscription=indexer&min_seq=%d" % last)
+    wait_until(lambda: c.request("GET", "/api_v2/subscriptions?min_seq=%d" % last).json()[0]
+               ["Cursor"] == third, 5, what="the ack on node c")
+    st.close()
+    st = SSE(c, "/api_v2/events/stream?subscription=indexer")
+    resumed = st.events(3)
+    check([e[0] for e in resumed] == [g[0] for g in got[3:]], (resumed, got))
+    st.close()
+    subs = c.request("GET", "/api_v2/subscriptions").json()
+    check(subs[0]["Cursor"] == third and subs[0]["Lag"] == last - third, subs)
+    # delete: the stream is gone, and the log says so
+    expect(b.command("subscription.Delete", {"Name": "indexer"}), 200)
+    expect(b.command("subscription.Delete", {"Name": "indexer"}), 404, "not_found")
+    gone = SSE(b, "/api_v2/events/stream?subscription=indexer")
+    check(gone.status == 404)
+    gone.close()
+    types = [e["Type"] for e in b.request("GET", "/api_v2/events?types=subscription.").json()]
+    check(types == ["subscription.Created", "subscription.Deleted"], types)
+
+
+def test_retention_and_gone(s):
+    n = s.node(extra=["--retain-events", "100"])
+    expect(n.command("subscription.Create", {"Name": "slow"}), 200)
+    for i in range(300):
+        expect(n.command("directory.Create", {"Parent": "root", "Name": "a%d" % i}), 200)
+    # the durable subscription at cursor 0 holds pruning back
+    check(n.request("GET", "/api_v2/events?after=0&limit=1").status == 200)
+    expect(n.command("subscription.Ack", {"Name": "slow", "Seq": 250}), 200)
+    for i in range(300):
+        expect(n.command("directory.Create", {"Parent": "root", "Name": "b%d" % i}), 200)
+    last = n.request("GET", "/api_v2/health", auth=False).json()["AppliedSeq"]
+    r = expect(n.request("GET", "/api_v2/events?after=0"), 410, "gone")
+    oldest = r.json()["OldestSeq"]
+    # at least the last 100 kept, and nothing past the subscription's cursor pruned
+    check(1 < oldest <= min(last - 100, 250) + 1, (oldest, last))
+    st = SSE(n, "/api_v2/events/stream?after=0")
+    check(st.status == 410)
+    st.close()
+    # a cursor inside the kept range works
+    page = expect(n.request("GET", "/api_v2/events?after=%d&limit=5" % (oldest - 1)), 200).json()
+    check(page[0]["Seq"] == oldest)
+    st = SSE(n, "/api_v2/events/stream?subscription=slow")
+    check(st.status == 200 and st.events(1)[0][0] == 251)
+    st.close()
+    # once the subscription moves on, pruning follows
+    expect(n.command("subscription.Ack", {"Name": "slow", "Seq": last}), 200)
+    for i in range(300):
+        expect(n.command("directory.Create", {"Parent": "root", "Name": "c%d" % i}), 200)
+    r = expect(n.request("GET", "/api_v2/events?after=%d" % oldest), 410, "gone")
+    check(r.json()["OldestSeq"] > oldest)
+
+
+if __name__ == "__main__":
+    Suite().run([test_durable_subscription_across_nodes, test_retention_and_gone])
