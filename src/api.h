@@ -25,5 +25,6 @@ void api_internal_apply(struct node *node, h2o_req_t *req, char **params);
 void api_internal_barrier(struct node *node, h2o_req_t *req, char **params);
 
 void api_events_stream(struct node *node, h2o_req_t *req, char **params);
+void api_events_ws(struct node *node, h2o_req_t *req, char **params);
 
 #endif

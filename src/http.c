@@ -22,6 +22,7 @@ static const struct http_route routes[] = {
     {"GET", "/api_v2/collections/*", api_collection_get, 0, 1},
     {"GET", "/api_v2/events", api_events_page, 0, 1},
     {"GET", "/api_v2/events/stream", api_events_stream, 0, 0},
+    {"GET", "/api_v2/events/ws", api_events_ws, 0, 0},
     {"GET", "/api_v2/health", api_health, 1, 0},
     {"GET", "/api_v2/cluster", api_cluster, 0, 0},
     {"GET", "/api_v2/subscriptions", api_subscriptions, 0, 1},

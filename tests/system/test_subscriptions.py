@@ -1,9 +1,11 @@
 """Durable subscriptions (through the log, readable and resumable on any
 node) and retention with its 410 answer."""
+import json
 import time
 
 from harness import Suite, check, expect, wait_until
 from sse import SSE
+from ws import WS
 
 
 def leader_of(nodes):
@@ -97,5 +99,46 @@ def test_retention_and_gone(s):
     check(r.json()["OldestSeq"] > oldest)
 
 
+def test_websocket_stream_and_acks(s):
+    nodes = s.cluster(3, extra=["--heartbeat-ms", "100"])
+    wait_until(lambda: leader_of(nodes), 15, what="a leader")
+    a, b, c = nodes
+    for i in range(5):
+        expect(a.command("directory.Create", {"Parent": "root", "Name": "w%d" % i}), 200)
+    w = WS(b, "/api_v2/events/ws?after=2")
+    check(w.status == 101)
+    check([e["Seq"] for e in w.events(3)] == [3, 4, 5])
+    expect(c.command("directory.Create", {"Parent": "root", "Name": "live"}), 200)
+    ev = w.events(1)
+    check(ev and ev[0]["Seq"] == 6 and ev[0]["Type"] == "directory.Created", ev)
+    check(w.next_event(0.5) is None and w.pings >= 2, w.pings)
+    w.close()
+    # not a handshake: 400; unknown subscription: 404; no token: 401
+    expect(b.request("GET", "/api_v2/events/ws"), 400, "bad_request")
+    check(WS(b, "/api_v2/events/ws?subscription=nope").status == 404)
+    check(WS(b, "/api_v2/events/ws", token="wrong-token-wrong-token").status == 401)
+    # a durable subscription acked over the WebSocket, resumed elsewhere
+    expect(a.command("subscription.Create", {"Name": "ws", "Types": ["directory.Created"]}), 200)
+    for i in range(20):
+        expect(a.command("directory.Create", {"Parent": "root", "Name": "x%d" % i}), 200)
+    w = WS(b, "/api_v2/events/ws?subscription=ws")
+    got = w.events(26)
+    check(len(got) == 26 and all(e["Type"] == "directory.Created" for e in got), len(got))
+    before = b.request("GET", "/api_v2/health", auth=False).json()["AppliedSeq"]
+    for e in got[:20]:
+        w.send(json.dumps({"Ack": e["Seq"]}))
+    acked = got[19]["Seq"]
+    wait_until(lambda: c.request("GET", "/api_v2/subscriptions").json()[0]["Cursor"] == acked,
+               10, what="the WebSocket acks to reach every node")
+    # acks are batched and produce no events
+    check(b.request("GET", "/api_v2/health", auth=False).json()["AppliedSeq"] == before)
+    w.close()
+    w = WS(c, "/api_v2/events/ws?subscription=ws")
+    rest = w.events(6)
+    check([e["Seq"] for e in rest] == [e["Seq"] for e in got[20:]], (rest, got[20:]))
+    w.close()
+
+
 if __name__ == "__main__":
-    Suite().run([test_durable_subscription_across_nodes, test_retention_and_gone])
+    Suite().run([test_durable_subscription_across_nodes, test_retention_and_gone,
+                 test_websocket_stream_and_acks])

@@ -1,0 +1,254 @@
+/* GET /api_v2/events/ws: the event stream over a WebSocket (h2o + wslay),
+ * one text frame per event. The client may send {"Ack": n} text frames when
+ * it follows a durable subscription; acks are batched into one
+ * subscription.Ack log entry at a time, so a fast consumer does not cost an
+ * entry per event. Flow control: a batch is pulled from the push hub only
+ * while wslay holds less than WS_QUEUE_BYTES unsent. */
+#include <stdlib.h>
+#include <string.h>
+
+#define H2O_USE_LIBUV 1
+#include <h2o/websocket.h>
+
+#include "api.h"
+#include "commands.pb-c.h"
+#include "log.h"
+#include "node.h"
+#include "submit.h"
+
+#define WS_QUEUE_BYTES (256 * 1024)
+#define WS_RETRY_MS 10
+#define WS_ACK_FLUSH_MS 200
+
+struct ws_stream {
+    h2o_websocket_conn_t *conn;
+    struct node *node;
+    struct push_sub sub;
+    struct buf out;
+    uv_timer_t timer;        /* pump retries and pings */
+    uv_timer_t ack_timer;
+    uint64_t last_ping;
+    char subscription[128];
+    uint64_t acked;          /* highest Ack received */
+    uint64_t ack_sent;       /* highest Ack submitted to the log */
+    int ack_in_flight;
+    int closed;
+    int handles_open;
+};
+
+static void ws_frame(struct buf *out, uint64_t seq, const char *type, const char *json, size_t len)
+{
+    (void)seq;
+    (void)type;
+    buf_append(out, json, len);
+    buf_append(out, "\n", 1); /* event JSON never holds a raw newline */
+}
+
+static void ws_free_handle(uv_handle_t *h)
+{
+    struct ws_stream *w = h->data;
+    if (--w->handles_open == 0 && !w->ack_in_flight) {
+        buf_free(&w->out);
+        free(w);
+    }
+}
+
+static void ws_close(struct ws_stream *w)
+{
+    if (w->closed) {
+        return;
+    }
+    w->closed = 1;
+    push_unsubscribe(&w->sub);
+    if (w->conn != NULL) {
+        h2o_websocket_close(w->conn);
+        w->conn = NULL;
+    }
+    uv_timer_stop(&w->timer);
+    uv_timer_stop(&w->ack_timer);
+    uv_close((uv_handle_t *)&w->timer, ws_free_handle);
+    uv_close((uv_handle_t *)&w->ack_timer, ws_free_handle);
+}
+
+static void ws_timer_cb(uv_timer_t *t);
+static void ack_flush(uv_timer_t *t);
+
+static void ws_pump(struct ws_stream *w)
+{
+    if (w->closed) {
+        return;
+    }
+    if (w->conn->sock == NULL) {
+        /* the 101 response is still on its way: h2o hands the socket over
+         * once it is written */
+        uv_timer_start(&w->timer, ws_timer_cb, WS_RETRY_MS, 0);
+        return;
+    }
+    while (wslay_event_get_queued_msg_length(w->conn->ws_ctx) < WS_QUEUE_BYTES) {
+        const char *p, *end, *nl;
+        w->out.len = 0;
+        while (w->out.len == 0 && !w->sub.waiting) {
+            push_pull(&w->sub, &w->out);
+        }
+        if (w->out.len == 0) {
+            break; /* caught up: the hub wakes us */
+        }
+        for (p = w->out.data, end = p + w->out.len; p < end; p = nl + 1) {
+            struct wslay_event_msg msg;
+            nl = memchr(p, '\n', (size_t)(end - p));
+            msg.opcode = WSLAY_TEXT_FRAME;
+            msg.msg = (const uint8_t *)p;
+            msg.msg_length = (size_t)(nl - p);
+            wslay_event_queue_msg(w->conn->ws_ctx, &msg);
+        }
+    }
+    h2o_websocket_proceed(w->conn);
+    if (!w->sub.waiting) {
+        /* more to send once the socket drains */
+        uv_timer_start(&w->timer, ws_timer_cb, WS_RETRY_MS, 0);
+    } else {
+        uv_timer_start(&w->timer, ws_timer_cb, w->node->config.heartbeat_ms, 0);
+    }
+}
+
+static void ws_timer_cb(uv_timer_t *t)
+{
+    struct ws_stream *w = t->data;
+    uint64_t now = util_mono_ms();
+    if (w->closed) {
+        return;
+    }
+    if (w->conn->sock != NULL && now - w->last_ping >= w->node->config.heartbeat_ms) {
+        struct wslay_event_msg ping = {WSLAY_PING, (const uint8_t *)"", 0};
+        w->last_ping = now;
+        wslay_event_queue_msg(w->conn->ws_ctx, &ping);
+    }
+    ws_pump(w);
+}
+
+static void ws_wake(struct push_sub *sub)
+{
+    ws_pump(sub->data);
+}
+
+static void ack_done(void *data, const struct submit_result *r)
+{
+    struct ws_stream *w = data;
+    w->ack_in_flight = 0;
+    if (r->status != 200) {
+        log_debug("websocket ack: %d %.*s", r->status, (int)r->len, r->body);
+        w->ack_sent = 0; /* retry with the next flush */
+    }
+    if (w->closed) {
+        if (w->handles_open == 0) {
+            buf_free(&w->out);
+            free(w);
+        }
+        return;
+    }
+    if (w->acked > w->ack_sent) {
+        uv_timer_start(&w->ack_timer, ack_flush, WS_ACK_FLUSH_MS, 0);
+    }
+}
+
+static void ack_flush(uv_timer_t *t)
+{
+    struct ws_stream *w = t->data;
+    Varasto__SubscriptionAck msg = VARASTO__SUBSCRIPTION_ACK__INIT;
+    if (w->closed || w->ack_in_flight || w->acked <= w->ack_sent) {
+        return;
+    }
+    msg.name = w->subscription;
+    msg.seq = w->acked;
+    if (submit_message(w->node, "subscription.Ack", &msg.base, ack_done, w) == 0) {
+        w->ack_in_flight = 1;
+        w->ack_sent = w->acked;
+    }
+}
+
+static void on_ws_message(h2o_websocket_conn_t *conn, const struct wslay_event_on_msg_recv_arg *arg)
+{
+    struct ws_stream *w = conn->data;
+    cJSON *json, *ack;
+
+    if (arg == NULL) {
+        ws_close(w); /* the peer went away: h2o wants h2o_websocket_close */
+        return;
+    }
+    if (arg->opcode != WSLAY_TEXT_FRAME || w->subscription[0] == '\0') {
+        return;
+    }
+    json = cJSON_ParseWithLength((const char *)arg->msg, arg->msg_length);
+    ack = cJSON_GetObjectItemCaseSensitive(json, "Ack");
+    if (cJSON_IsNumber(ack) && ack->valuedouble >= 0 && ack->valuedouble > (double)w->acked &&
+        ack->valuedouble <= (double)w->node->fsm.last_seq) {
+        w->acked = (uint64_t)ack->valuedouble;
+        if (!uv_is_active((uv_handle_t *)&w->ack_timer)) {
+            uv_timer_start(&w->ack_timer, ack_flush, WS_ACK_FLUSH_MS, 0);
+        }
+    }
+    cJSON_Delete(json);
+}
+
+void api_events_ws(struct node *node, h2o_req_t *req, char **params)
+{
+    unsigned long long after = 0;
+    char types[TYPE_FILTER_MAX * 64];
+    const char *client_key;
+    struct ws_stream *w;
+    int rv;
+
+    (void)params;
+    if (h2o_is_websocket_handshake(req, &client_key) != 0 || client_key == NULL) {
+        http_reply_error(node, req, ERR_BAD_REQUEST, "expected a WebSocket handshake");
+        return;
+    }
+    if (http_u64_param(req, "after", NULL, &after) < 0) {
+        http_reply_error(node, req, ERR_BAD_REQUEST, "after must be a non-negative integer");
+        return;
+    }
+    w = calloc(1, sizeof *w);
+    if (w == NULL) {
+        http_reply_error(node, req, ERR_INTERNAL, "out of memory");
+        return;
+    }
+    rv = http_query(req, "subscription", w->subscription, sizeof w->subscription);
+    if (rv == 1) {
+        uint64_t cursor;
+        if (!store_subscription(&node->store, w->subscription, &w->sub.filter, &cursor)) {
+            http_reply_error(node, req, ERR_NOT_FOUND, "subscription '%s' not found",
+                             w->subscription);
+            free(w);
+            return;
+        }
+        after = cursor;
+        w->acked = w->ack_sent = cursor;
+    } else {
+        w->subscription[0] = '\0';
+        rv = http_query(req, "types", types, sizeof types);
+        if (rv < 0 || (rv == 1 && type_filter_parse(&w->sub.filter, types) != 0)) {
+            free(w);
+            http_reply_error(node, req, ERR_BAD_REQUEST, "types must be at most %d prefixes",
+                             TYPE_FILTER_MAX);
+            return;
+        }
+    }
+    if (api_reply_gone_if_pruned(node, req, after)) {
+        free(w);
+        return;
+    }
+    w->node = node;
+    buf_init(&w->out);
+    w->sub.cursor = after;
+    w->sub.frame = ws_frame;
+    w->sub.wake = ws_wake;
+    w->sub.data = w;
+    w->last_ping = util_mono_ms();
+    uv_timer_init(&node->loop, &w->timer);
+    uv_timer_init(&node->loop, &w->ack_timer);
+    w->timer.data = w->ack_timer.data = w;
+    w->handles_open = 2;
+    w->conn = h2o_upgrade_to_websocket(req, client_key, w, on_ws_message);
+    push_subscribe(&node->push, &w->sub);
+    ws_pump(w);
+}
