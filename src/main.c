@@ -1,6 +1,7 @@
 /* varastod: one node of a Varasto cluster. */
 #include <malloc.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -31,6 +32,14 @@ int main(int argc, char **argv)
     /* A client that goes away must cost an EPIPE on its socket, not the
      * process. */
     signal(SIGPIPE, SIG_IGN);
+    /* Every stream subscriber is a socket: allow as many as the system does. */
+    {
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+            rl.rlim_cur = rl.rlim_max;
+            setrlimit(RLIMIT_NOFILE, &rl);
+        }
+    }
     /* Per-request buffers come and go by the thousand per second: keep the
      * heap instead of trimming it back to the kernel and faulting it in
      * again, and serve mid-sized blocks (snapshot copies aside) from it. */

@@ -178,5 +178,55 @@ def test_stalled_subscriber_costs_writers_little(s):
         raw.close()
 
 
+def test_thousand_subscribers(s):
+    import re
+    import resource
+    import selectors
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 1000
+    if soft < want + 100:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
+    n = s.node()
+    sel = selectors.DefaultSelector()
+    socks = []
+    for i in range(want):
+        raw = socket.create_connection(("127.0.0.1", n.http_port), timeout=10)
+        raw.sendall(("GET /api_v2/events/stream?after=0 HTTP/1.1\r\nHost: x\r\n"
+                     "Authorization: Bearer %s\r\n\r\n" % TOKEN).encode())
+        raw.setblocking(False)
+        sel.register(raw, selectors.EVENT_READ, i)
+        socks.append(raw)
+    events = 20
+    started = time.monotonic()
+    for i in range(events):
+        expect(n.command("directory.Create", {"Parent": "root", "Name": "f%d" % i}), 200)
+    write_time = time.monotonic() - started
+    data = [b""] * want
+    done = set()
+    deadline = time.monotonic() + 60
+    pattern = re.compile(rb"(?:^|\n)id: (\d+)\n")
+    while len(done) < want and time.monotonic() < deadline:
+        for key, _ in sel.select(timeout=0.5):
+            i = key.data
+            try:
+                chunk = key.fileobj.recv(65536)
+            except BlockingIOError:
+                continue
+            data[i] += chunk
+            if i not in done and data[i].count(b"\nid: ") >= events:
+                done.add(i)
+    for raw in socks:
+        sel.unregister(raw)
+        raw.close()
+    check(len(done) == want, "%d of %d subscribers got everything" % (len(done), want))
+    for i in (0, want // 2, want - 1):
+        seqs = [int(x) for x in pattern.findall(data[i])]
+        check(seqs == list(range(1, events + 1)), (i, seqs))
+    # 1,000 open streams do not make commands slow
+    check(write_time < 10, write_time)
+    check(n.request("GET", "/api_v2/health", auth=False).status == 200)
+
+
 if __name__ == "__main__":
-    Suite().run([test_exactly_once_under_chaos, test_stalled_subscriber_costs_writers_little])
+    Suite().run([test_exactly_once_under_chaos, test_stalled_subscriber_costs_writers_little,
+                 test_thousand_subscribers])
