@@ -270,6 +270,22 @@ static void retention_pass(struct node *node)
     }
 }
 
+/* ---- waking stream subscribers in slices ---- */
+
+static void wake_idle_cb(uv_idle_t *h)
+{
+    struct node *node = h->data;
+    if (push_wake_some(&node->push, PUSH_WAKE_SLICE) == 0) {
+        uv_idle_stop(h);
+    }
+}
+
+static void on_push_backlog(void *data)
+{
+    struct node *node = data;
+    uv_idle_start(&node->wake_idle, wake_idle_cb);
+}
+
 #define CHECKPOINT_WAL_PAGES 512  /* 2 MiB of WAL at 4 KiB pages */
 #define WAL_CATCH_UP_PAGES 8192   /* 32 MiB */
 
@@ -350,6 +366,7 @@ static void on_signal(uv_signal_t *h, int signum)
     uv_signal_stop(&node->sigterm);
     uv_timer_stop(&node->announce);
     uv_timer_stop(&node->join);
+    uv_idle_stop(&node->wake_idle);
     http_stop(&node->http);
     submit_abort_all(node);
     forward_close(&node->forward);
@@ -389,6 +406,10 @@ int node_run(const struct config *config)
     uv_check_start(&node.flush, on_check);
     push_init(&node.push, &node.store, node.fsm.last_seq);
     node.oldest_seq = store_oldest_event(&node.store);
+    uv_idle_init(&node.loop, &node.wake_idle);
+    node.wake_idle.data = &node;
+    node.push.on_backlog = on_push_backlog;
+    node.push.on_backlog_data = &node;
     node.pruned_at_seq = 0;
     if (http_start(&node.http, &node, &node.loop, config->http, err, sizeof err) != 0) {
         fprintf(stderr, "varastod: %s\n", err);

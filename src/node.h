@@ -35,6 +35,7 @@ struct node {
     struct fwd_batch *fwd_batch;     /* entries to forward at the end of this iteration */
     uv_timer_t announce;            /* makes sure the cluster knows our HTTP address */
     uv_timer_t join;                /* --join: asks a member to add us */
+    uv_idle_t wake_idle;            /* wakes stream subscribers in slices */
     int announcing;
     uint64_t seen_applied;          /* raft's applied index at the last check */
     uint64_t oldest_seq;            /* oldest event kept (retention), 0 if none */

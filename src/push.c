@@ -27,17 +27,34 @@ void push_close(struct push *p)
     ring_clear(p);
 }
 
-static void wake_all(struct push *p)
+unsigned push_wake_some(struct push *p, unsigned budget)
 {
     struct push_sub *s = p->subs;
+    unsigned woken = 0, left = 0;
     while (s != NULL) {
         /* wake may unsubscribe s (a transport error), so step first. */
         struct push_sub *next = s->next;
         if (s->waiting && s->cursor < p->last_seq) {
-            s->waiting = 0;
-            s->wake(s);
+            if (woken < budget) {
+                s->waiting = 0;
+                woken++;
+                s->wake(s);
+            } else {
+                left++;
+            }
         }
         s = next;
+    }
+    return left;
+}
+
+/* Wake a first slice now; the node wakes the rest in later loop iterations
+ * (push_wake_some from an idle handle), so commands interleave with a large
+ * fan-out instead of waiting for a thousand socket writes. */
+static void wake_all(struct push *p)
+{
+    if (push_wake_some(p, PUSH_WAKE_SLICE) > 0 && p->on_backlog != NULL) {
+        p->on_backlog(p->on_backlog_data);
     }
 }
 

@@ -17,6 +17,7 @@
 #define PUSH_RING_SIZE 8192           /* recent events kept in memory */
 #define PUSH_BATCH_BYTES (64 * 1024)  /* most bytes one pull appends */
 #define PUSH_PAGE_EVENTS 1000         /* backlog rows read per SQLite page */
+#define PUSH_WAKE_SLICE 64            /* subscribers woken per loop iteration */
 
 struct push_ring_slot {
     uint64_t seq;
@@ -49,6 +50,10 @@ struct push {
     uint64_t ring_first;          /* lowest seq held in the ring (> last_seq: empty) */
     struct push_sub *subs;        /* linked list of subscribers */
     unsigned n_subs;
+    /* Called when subscribers are left to wake: the owner calls
+     * push_wake_some on its next loop iterations until it returns 0. */
+    void (*on_backlog)(void *data);
+    void *on_backlog_data;
 };
 
 void push_init(struct push *p, struct store *store, uint64_t last_seq);
@@ -60,6 +65,10 @@ void push_publish(struct push *p, const struct domain_event *events, unsigned n,
 
 /* The read model was replaced (snapshot restore): forget the ring. */
 void push_reset(struct push *p, uint64_t last_seq);
+
+/* Wake at most @budget waiting subscribers that have events to read;
+ * returns how many are left to wake. */
+unsigned push_wake_some(struct push *p, unsigned budget);
 
 /* Register @sub (caller-allocated, fields cursor/filter/frame/wake set). */
 void push_subscribe(struct push *p, struct push_sub *sub);
