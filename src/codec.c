@@ -277,6 +277,20 @@ int codec_decode(const ProtobufCMessageDescriptor *desc, const cJSON *json,
     return rv;
 }
 
+/* Whether a singular field of the message at @base is set (required fields
+ * always are; an optional one when it has a value). */
+static int field_present(const ProtobufCFieldDescriptor *f, const char *base)
+{
+    if (f->label != PROTOBUF_C_LABEL_OPTIONAL) {
+        return 1;
+    }
+    if (f->type == PROTOBUF_C_TYPE_STRING || f->type == PROTOBUF_C_TYPE_MESSAGE) {
+        const void *p = *(void *const *)(base + f->offset);
+        return p != NULL && p != f->default_value;
+    }
+    return *(const protobuf_c_boolean *)(base + f->quantifier_offset) != 0;
+}
+
 static cJSON *encode_value(const ProtobufCFieldDescriptor *f, const void *src)
 {
     switch (f->type) {
@@ -337,15 +351,8 @@ cJSON *codec_encode(const ProtobufCMessage *msg)
                 cJSON_AddItemToArray(v, item);
             }
         } else {
-            if (f->label == PROTOBUF_C_LABEL_OPTIONAL) {
-                if (f->type == PROTOBUF_C_TYPE_STRING || f->type == PROTOBUF_C_TYPE_MESSAGE) {
-                    const void *p = *(void *const *)(base + f->offset);
-                    if (p == NULL || p == f->default_value) {
-                        continue;
-                    }
-                } else if (!*(const protobuf_c_boolean *)(base + f->quantifier_offset)) {
-                    continue;
-                }
+            if (!field_present(f, base)) {
+                continue;
             }
             v = encode_value(f, base + f->offset);
         }
@@ -440,15 +447,8 @@ int codec_write_json(const ProtobufCMessage *msg, struct buf *out)
 
     for (i = 0; i < desc->n_fields; i++) {
         const ProtobufCFieldDescriptor *f = &desc->fields[i];
-        if (f->label == PROTOBUF_C_LABEL_OPTIONAL) {
-            if (f->type == PROTOBUF_C_TYPE_STRING || f->type == PROTOBUF_C_TYPE_MESSAGE) {
-                const void *p = *(void *const *)(base + f->offset);
-                if (p == NULL || p == f->default_value) {
-                    continue;
-                }
-            } else if (!*(const protobuf_c_boolean *)(base + f->quantifier_offset)) {
-                continue;
-            }
+        if (f->label != PROTOBUF_C_LABEL_REPEATED && !field_present(f, base)) {
+            continue;
         }
         rv |= first ? buf_append(out, "\"", 1) : buf_append(out, ",\"", 2);
         rv |= buf_append_str(out, f->name);

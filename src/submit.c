@@ -53,18 +53,35 @@ static void op_release(struct submit_op *op)
     }
 }
 
-static void unlink_wait(struct submit_op *op)
+/* Remove @op from the list at @head (submit_waits or submit_parked). */
+static void list_remove(struct submit_op **head, struct submit_op *op)
 {
-    struct node *node = op->node;
     if (op->prev != NULL) {
         op->prev->next = op->next;
-    } else if (node->submit_waits == op) {
-        node->submit_waits = op->next;
+    } else if (*head == op) {
+        *head = op->next;
     }
     if (op->next != NULL) {
         op->next->prev = op->prev;
     }
     op->prev = op->next = NULL;
+}
+
+static void list_push(struct submit_op **head, struct submit_op *op)
+{
+    op->prev = NULL;
+    op->next = *head;
+    if (*head != NULL) {
+        (*head)->prev = op;
+    }
+    *head = op;
+}
+
+static void unlink_wait(struct submit_op *op)
+{
+    if (op->wait_index != 0) {
+        list_remove(&op->node->submit_waits, op);
+    }
 }
 
 static void deliver(struct submit_op *op, const struct submit_result *r)
@@ -169,11 +186,7 @@ static void forwarded(struct submit_op *op, const struct forward_reply *reply)
     } else {
         /* Answer only once this node has applied it: read-your-writes. */
         op->wait_index = reply->index;
-        op->next = node->submit_waits;
-        if (node->submit_waits != NULL) {
-            node->submit_waits->prev = op;
-        }
-        node->submit_waits = op;
+        list_push(&node->submit_waits, op);
     }
     op_release(op);
 }
@@ -315,27 +328,12 @@ static void batch_add(struct node *node, const char *addr, struct submit_op *op,
 
 static void park(struct submit_op *op)
 {
-    struct node *node = op->node;
-    op->next = node->submit_parked;
-    if (node->submit_parked != NULL) {
-        node->submit_parked->prev = op;
-    }
-    op->prev = NULL;
-    node->submit_parked = op;
+    list_push(&op->node->submit_parked, op);
 }
 
 static void unpark(struct submit_op *op)
 {
-    struct node *node = op->node;
-    if (op->prev != NULL) {
-        op->prev->next = op->next;
-    } else if (node->submit_parked == op) {
-        node->submit_parked = op->next;
-    }
-    if (op->next != NULL) {
-        op->next->prev = op->prev;
-    }
-    op->prev = op->next = NULL;
+    list_remove(&op->node->submit_parked, op);
 }
 
 /* Send the op's entry to raft here or to the leader. Returns 0 when sent,

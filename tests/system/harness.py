@@ -247,6 +247,31 @@ class Suite:
         print("all passed")
 
 
+def leader_of(nodes):
+    """The node that says it is the leader, or None (dead nodes skipped)."""
+    for n in nodes:
+        try:
+            h = n.request("GET", "/api_v2/health", auth=False, timeout=2)
+        except OSError:
+            n.close_conn()
+            continue
+        if h.status == 200 and h.json()["Role"] == "leader":
+            return n
+    return None
+
+
+def collect(next_event, count, timeout):
+    """Up to @count results of next_event(timeout) within @timeout seconds."""
+    out = []
+    deadline = time.monotonic() + timeout
+    while len(out) < count:
+        ev = next_event(max(0.05, deadline - time.monotonic()))
+        if ev is None:
+            break
+        out.append(ev)
+    return out
+
+
 def check(cond, message="check failed"):
     if not cond:
         raise AssertionError(message)

@@ -4,7 +4,7 @@ import json
 import socket
 import time
 
-from harness import TOKEN
+from harness import TOKEN, collect
 
 
 class SSE:
@@ -46,14 +46,7 @@ class SSE:
         return None
 
     def events(self, count, timeout=10):
-        out = []
-        deadline = time.monotonic() + timeout
-        while len(out) < count:
-            ev = self.next_event(max(0.05, deadline - time.monotonic()))
-            if ev is None:
-                break
-            out.append(ev)
-        return out
+        return collect(self.next_event, count, timeout)
 
     def close(self):
         self.conn.close()

@@ -4,19 +4,7 @@ lost quorum answers 503 in bounded time while local reads go on."""
 import threading
 import time
 
-from harness import Suite, check, expect, wait_until
-
-
-def leader_of(nodes):
-    for n in nodes:
-        try:
-            h = n.request("GET", "/api_v2/health", auth=False, timeout=2)
-        except OSError:
-            n.close_conn()
-            continue
-        if h.status == 200 and h.json()["Role"] == "leader":
-            return n
-    return None
+from harness import Suite, check, expect, wait_until, leader_of
 
 
 def all_events(n, min_seq=0):

@@ -9,20 +9,8 @@ import socket
 import threading
 import time
 
-from harness import TOKEN, Suite, check, expect, wait_until
+from harness import TOKEN, Suite, check, expect, wait_until, leader_of
 from sse import SSE
-
-
-def leader_of(nodes):
-    for n in nodes:
-        try:
-            h = n.request("GET", "/api_v2/health", auth=False, timeout=2)
-        except OSError:
-            n.close_conn()
-            continue
-        if h.status == 200 and h.json()["Role"] == "leader":
-            return n
-    return None
 
 
 def start_writers(nodes, count_threads, per_thread, acked, errors, stop):

@@ -3,17 +3,9 @@ node) and retention with its 410 answer."""
 import json
 import time
 
-from harness import Suite, check, expect, wait_until
+from harness import Suite, check, expect, wait_until, leader_of
 from sse import SSE
 from ws import WS
-
-
-def leader_of(nodes):
-    for n in nodes:
-        h = n.request("GET", "/api_v2/health", auth=False)
-        if h.status == 200 and h.json()["Role"] == "leader":
-            return n
-    return None
 
 
 def test_durable_subscription_across_nodes(s):

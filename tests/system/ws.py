@@ -7,7 +7,7 @@ import socket
 import struct
 import time
 
-from harness import TOKEN
+from harness import TOKEN, collect
 
 
 class WS:
@@ -82,14 +82,7 @@ class WS:
         return None
 
     def events(self, count, timeout=10):
-        out = []
-        deadline = time.monotonic() + timeout
-        while len(out) < count:
-            ev = self.next_event(max(0.05, deadline - time.monotonic()))
-            if ev is None:
-                break
-            out.append(ev)
-        return out
+        return collect(self.next_event, count, timeout)
 
     def close(self):
         try:
