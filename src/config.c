@@ -19,6 +19,7 @@ void config_defaults(struct config *c)
     c->min_seq_timeout_ms = 5000;
     c->command_timeout_ms = 10000;
     c->log_level = LOG_INFO;
+    c->retain_holds_subscriptions = 1;
 }
 
 int config_split_addr(const char *addr, char *host, int *port)
@@ -156,6 +157,17 @@ static int config_set(struct config *c, const char *key, const char *value,
     }
     if (strcmp(key, "token-file") == 0) {
         return copy_str(c->token_file, sizeof c->token_file, value, key, err, err_size);
+    }
+    if (strcmp(key, "retention-holds-subscriptions") == 0) {
+        if (strcmp(value, "true") == 0 || strcmp(value, "1") == 0) {
+            c->retain_holds_subscriptions = 1;
+        } else if (strcmp(value, "false") == 0 || strcmp(value, "0") == 0) {
+            c->retain_holds_subscriptions = 0;
+        } else {
+            snprintf(err, err_size, "--%s: '%s' is not true or false", key, value);
+            return -1;
+        }
+        return 0;
     }
     if (strcmp(key, "log-level") == 0) {
         static const char *levels[] = {"debug", "info", "warn", "error"};

@@ -24,6 +24,7 @@ struct config {
     struct config_member members[CONFIG_MAX_MEMBERS];
     unsigned n_members; /* 0: no --cluster given */
     uint64_t retain_events;
+    int retain_holds_subscriptions; /* durable cursors hold back pruning */
     unsigned snapshot_threshold;  /* raft entries between snapshots */
     unsigned heartbeat_ms;        /* idle comment interval on event streams */
     unsigned min_seq_timeout_ms;  /* default wait for ?min_seq */

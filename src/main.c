@@ -13,7 +13,8 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: varastod [--id N] [--data-dir DIR] [--raft HOST:PORT] [--http HOST:PORT]\n"
             "                [--cluster ID=HOST:PORT,...] [--join URL] [--token-file FILE]\n"
-            "                [--retain-events N] [--snapshot-threshold N] [--config FILE]\n"
+            "                [--retain-events N] [--retention-holds-subscriptions true|false]\n"
+            "                [--snapshot-threshold N] [--config FILE]\n"
             "                [--log-level debug|info|warn|error]\n");
 }
 

@@ -252,7 +252,8 @@ static void retention_pass(struct node *node)
     }
     node->pruned_at_seq = last;
     upto = last - keep;
-    if (store_min_subscription_cursor(&node->store, &cursor) && cursor < upto) {
+    if (node->config.retain_holds_subscriptions &&
+        store_min_subscription_cursor(&node->store, &cursor) && cursor < upto) {
         upto = cursor;
     }
     if (upto == 0 || upto < node->oldest_seq) {

@@ -131,6 +131,20 @@ def test_websocket_stream_and_acks(s):
     w.close()
 
 
+def test_retention_past_subscriptions_when_told(s):
+    n = s.node(extra=["--retain-events", "50", "--retention-holds-subscriptions", "false"])
+    expect(n.command("subscription.Create", {"Name": "laggard"}), 200)
+    for i in range(400):
+        expect(n.command("directory.Create", {"Parent": "root", "Name": "a%d" % i}), 200)
+    # the operator said durable cursors do not hold pruning back: the
+    # laggard gets 410 with the oldest Seq, never a silent jump
+    st = SSE(n, "/api_v2/events/stream?subscription=laggard")
+    check(st.status == 410, st.status)
+    st.close()
+    r = expect(n.request("GET", "/api_v2/events?after=0"), 410, "gone")
+    check(r.json()["OldestSeq"] > 1)
+
+
 if __name__ == "__main__":
     Suite().run([test_durable_subscription_across_nodes, test_retention_and_gone,
-                 test_websocket_stream_and_acks])
+                 test_websocket_stream_and_acks, test_retention_past_subscriptions_when_told])

@@ -38,6 +38,14 @@ static void test_flags(void)
     /* the cluster list names this node's raft address */
     CHECK_STR(c.raft, "127.0.0.1:7002");
     CHECK_INT(c.retain_events, 1000);
+    CHECK_INT(c.retain_holds_subscriptions, 1);
+    {
+        char *a[] = {"varastod", "--retention-holds-subscriptions", "false"};
+        char *b[] = {"varastod", "--retention-holds-subscriptions", "maybe"};
+        CHECK_INT(parse(&c, err, 3, a), 0);
+        CHECK_INT(c.retain_holds_subscriptions, 0);
+        CHECK_INT(parse(&c, err, 3, b), -1);
+    }
 }
 
 static void test_bad_flags(void)
