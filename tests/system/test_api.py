@@ -226,7 +226,31 @@ def test_clean_restart(s):
     check(n.stop(__import__("signal").SIGINT) == 0)
 
 
+def test_generated_admin_token(s):
+    import os
+    import stat
+    from harness import Node
+    w = s.workdir()
+    n = Node(s.varastod, w, 1, None, None)  # no --token-file
+    s.nodes.append(n)
+    n.start(wait=False)
+    path = os.path.join(n.data_dir, "admin-token")
+    wait_until(lambda: os.path.exists(path), 10, what="the generated token")
+    check(stat.S_IMODE(os.stat(path).st_mode) == 0o600, oct(os.stat(path).st_mode))
+    token = open(path).read().strip()
+    check(len(token) >= 16)
+    n.wait_ready()
+    check(path in n.read_log(), "the node logs where the token is")
+    expect(n.request("GET", "/api_v2/directories/root", token=token), 200)
+    expect(n.request("GET", "/api_v2/directories/root"), 401)  # the harness token is not it
+    # a restart keeps the same token
+    check(n.stop() == 0)
+    n.start()
+    check(open(path).read().strip() == token)
+    expect(n.request("GET", "/api_v2/directories/root", token=token), 200)
+
+
 if __name__ == "__main__":
     Suite().run([test_directories, test_collections_and_changesets, test_events_page,
                  test_health_and_seq_header, test_min_seq_and_linearizable, test_apikeys,
-                 test_idempotency, test_clean_restart])
+                 test_idempotency, test_clean_restart, test_generated_admin_token])
