@@ -248,6 +248,7 @@ static int fsm_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigne
     f->snap_index = f->applied_index;
     f->snap_seq = f->last_seq;
     f->snap_started = util_mono_ms();
+    f->snap_generation = f->store->generation;
     *bufs = NULL;
     *n_bufs = 0;
     return 0;
@@ -260,7 +261,7 @@ static int fsm_snapshot_async(struct raft_fsm *rf, struct raft_buffer *bufs[], u
     size_t size = 0;
     uint8_t *p;
 
-    if (store_reader_serialize(f->store, &image, &size) != 0) {
+    if (store_reader_serialize(f->store, f->snap_generation, &image, &size) != 0) {
         return RAFT_IOERR;
     }
     *bufs = raft_malloc(sizeof **bufs);

@@ -54,6 +54,7 @@ struct fsm {
     /* The store's reader connection is in use by a snapshot or checkpoint. */
     int reader_busy;
     uint64_t snap_index, snap_seq, snap_started;
+    unsigned snap_generation;
 };
 
 /* Bind @f to an open @store. Returns 0. */

@@ -161,7 +161,11 @@ int store_open(struct store *st, const char *path)
 
     memset(st->stmts, 0, sizeof st->stmts);
     st->reader = NULL;
-    pthread_mutex_init(&st->reader_lock, NULL);
+    if (!st->lock_ready) {
+        /* once: store_replace reopens the store with the lock in use */
+        pthread_mutex_init(&st->reader_lock, NULL);
+        st->lock_ready = 1;
+    }
     st->wal_pages = 0;
     st->errmsg[0] = '\0';
     snprintf(st->path, sizeof st->path, "%s", path);
@@ -441,10 +445,17 @@ int store_serialize(struct store *st, unsigned char **data, size_t *size)
     return serialize_db(st->db, st->errmsg, sizeof st->errmsg, data, size);
 }
 
-int store_reader_serialize(struct store *st, unsigned char **data, size_t *size)
+int store_reader_serialize(struct store *st, unsigned generation, unsigned char **data,
+                           size_t *size)
 {
     int rv;
     pthread_mutex_lock(&st->reader_lock);
+    if (st->reader == NULL || st->generation != generation) {
+        snprintf(st->reader_errmsg, sizeof st->reader_errmsg,
+                 "the database was replaced during the snapshot");
+        pthread_mutex_unlock(&st->reader_lock);
+        return -1;
+    }
     rv = serialize_db(st->reader, st->reader_errmsg, sizeof st->reader_errmsg, data, size);
     pthread_mutex_unlock(&st->reader_lock);
     return rv;
@@ -493,6 +504,7 @@ int store_replace(struct store *st, const unsigned char *data, size_t size)
         sqlite3_exec(st->reader, "ROLLBACK", NULL, NULL, NULL);
     }
     store_close(st);
+    st->generation++;
     pthread_mutex_unlock(&st->reader_lock);
     snprintf(side, sizeof side, "%s-wal", path);
     unlink(side);

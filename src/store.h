@@ -89,8 +89,10 @@ struct store {
     sqlite3 *db;       /* the loop thread's connection: all writes, all reads */
     sqlite3 *reader;   /* background work (snapshot copy, checkpoint) */
     pthread_mutex_t reader_lock; /* held while a worker thread uses reader */
+    int lock_ready;
     sqlite3_stmt *stmts[ST__COUNT];
     unsigned wal_pages; /* WAL size after the last commit */
+    unsigned generation; /* bumped when store_replace swaps the database */
     char path[1024];
     char errmsg[256];
     char reader_errmsg[256];
@@ -136,8 +138,11 @@ int store_serialize(struct store *st, unsigned char **data, size_t *size);
 /* Start a read transaction on the reader: a stable view of everything
  * committed so far, while the loop keeps writing. Loop thread. */
 int store_reader_begin(struct store *st);
-/* Copy the reader's view (like store_serialize). Any thread. */
-int store_reader_serialize(struct store *st, unsigned char **data, size_t *size);
+/* Copy the reader's view (like store_serialize), if the database is still
+ * generation @generation (a restore in between makes the view stale: -1).
+ * Any thread. */
+int store_reader_serialize(struct store *st, unsigned generation, unsigned char **data,
+                           size_t *size);
 /* End the reader's transaction. Loop thread. */
 void store_reader_end(struct store *st);
 /* Copy WAL frames back into the database without blocking the writer
