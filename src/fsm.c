@@ -285,6 +285,31 @@ static int fsm_snapshot_async(struct raft_fsm *rf, struct raft_buffer *bufs[], u
     return 0;
 }
 
+/* The same snapshot taken in one go on the loop, for raft_io backends
+ * without async_work (raft's in-memory fixture). */
+static int fsm_snapshot_finalize(struct raft_fsm *rf, struct raft_buffer *bufs[],
+                                 unsigned *n_bufs);
+
+static int fsm_snapshot_sync(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    int rv = fsm_snapshot(rf, bufs, n_bufs);
+    if (rv != 0) {
+        return rv;
+    }
+    rv = fsm_snapshot_async(rf, bufs, n_bufs);
+    if (rv != 0) {
+        fsm_snapshot_finalize(rf, bufs, n_bufs);
+    }
+    return rv;
+}
+
+void fsm_use_sync_snapshots(struct fsm *f)
+{
+    f->raft_fsm.version = 2;
+    f->raft_fsm.snapshot = fsm_snapshot_sync;
+    f->raft_fsm.snapshot_async = NULL;
+}
+
 static int fsm_snapshot_finalize(struct raft_fsm *rf, struct raft_buffer *bufs[],
                                  unsigned *n_bufs)
 {

@@ -61,6 +61,10 @@ struct fsm {
 int fsm_init(struct fsm *f, struct store *store);
 void fsm_close(struct fsm *f);
 
+/* Take snapshots synchronously (FSM version 2), for a raft_io without
+ * async_work such as raft's in-memory fixture. Call before raft_init. */
+void fsm_use_sync_snapshots(struct fsm *f);
+
 /* Commit the open read-model transaction, if any. The node calls it once per
  * loop iteration; snapshot, restore and close call it too. */
 int fsm_flush(struct fsm *f);

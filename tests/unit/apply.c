@@ -40,19 +40,17 @@ void harness_close(struct harness *h)
     store_close(&h->store);
 }
 
-int harness_apply(struct harness *h, const char *command, const char *json, const char *id,
-                  const char *key)
+int harness_entry(const char *command, const char *json, const char *id, const char *key,
+                  int64_t time_ms, struct raft_buffer *out)
 {
     const struct domain_command *cmd = domain_find(command);
     Varasto__Entry e = VARASTO__ENTRY__INIT;
     ProtobufCMessage *msg = NULL;
     struct codec_error err;
-    struct raft_buffer buf;
     uint8_t hash[32], token_hash[32];
     uint8_t *payload;
     size_t len;
     cJSON *doc = cJSON_Parse(json);
-    int rv;
 
     if (cmd == NULL || doc == NULL || codec_decode(cmd->desc, doc, &msg, &err) != 0) {
         fprintf(stderr, "harness_apply: cannot build %s %s\n", command, json);
@@ -67,7 +65,7 @@ int harness_apply(struct harness *h, const char *command, const char *json, cons
     e.payload.data = payload;
     e.payload.len = len;
     e.nodeid = 1;
-    e.timems = h->time_ms;
+    e.timems = time_ms;
     e.generatedid = (char *)id;
     if (key != NULL) {
         e.idempotencykey = (char *)key;
@@ -82,10 +80,20 @@ int harness_apply(struct harness *h, const char *command, const char *json, cons
         e.tokenhash.data = token_hash;
         e.tokenhash.len = 32;
     }
-    if (entry_encode(&e, &buf) != 0) {
+    if (entry_encode(&e, out) != 0) {
         exit(2);
     }
     free(payload);
+    return 0;
+}
+
+int harness_apply(struct harness *h, const char *command, const char *json, const char *id,
+                  const char *key)
+{
+    struct raft_buffer buf;
+    int rv;
+
+    harness_entry(command, json, id, key, h->time_ms, &buf);
     h->index++;
     rv = fsm_apply_entry(&h->fsm, &buf, h->index);
     raft_free(buf.base);

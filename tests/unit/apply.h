@@ -26,6 +26,11 @@ void harness_close(struct harness *h);
 int harness_apply(struct harness *h, const char *command, const char *json, const char *id,
                   const char *key);
 
+/* Frame @command with JSON body @json as a log entry in @out (raft_malloc'ed),
+ * as the accepting node would. Returns 0 (exits on bad test input). */
+int harness_entry(const char *command, const char *json, const char *id, const char *key,
+                  int64_t time_ms, struct raft_buffer *out);
+
 /* Count rows of a SQL query's first column (for assertions). */
 long long harness_scalar(struct harness *h, const char *sql);
 
