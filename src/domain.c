@@ -90,6 +90,24 @@ static int write_ok(struct domain_ctx *ctx, int rv)
     return 0;
 }
 
+/* A write to directories that the (parent, name) unique index may refuse:
+ * the index is the sibling-name check, so no query has to ask first. */
+static int write_sibling(struct domain_ctx *ctx, int rv, const char *name)
+{
+    if (rv == SQLITE_CONSTRAINT) {
+        int ext = sqlite3_extended_errcode(ctx->store->db);
+        if (ext == SQLITE_CONSTRAINT_UNIQUE) {
+            return err_set(&ctx->err, ERR_CONFLICT,
+                           "a directory named '%s' already exists there", name);
+        }
+        if (ext == SQLITE_CONSTRAINT_PRIMARYKEY) {
+            return err_set(&ctx->err, ERR_CONFLICT, "id '%s' already exists",
+                           ctx->generated_id ? ctx->generated_id : "");
+        }
+    }
+    return write_ok(ctx, rv);
+}
+
 static int need_dir(struct domain_ctx *ctx, const char *id, const char *field)
 {
     if (!exists(ctx->store, ST_DIR_GET, id, NULL)) {
@@ -114,13 +132,6 @@ static void coll_name(struct store *st, const char *id, char *out, size_t size)
         util_copy(out, size, (const char *)sqlite3_column_text(st->stmts[ST_COLL_GET], 3));
     }
     sqlite3_reset(st->stmts[ST_COLL_GET]);
-}
-
-static int name_taken(struct store *st, const char *parent, const char *name, const char *self)
-{
-    int rv = store_run(st, ST_DIR_NAME_TAKEN, "sss", parent, name, self);
-    sqlite3_reset(st->stmts[ST_DIR_NAME_TAKEN]);
-    return rv == SQLITE_ROW;
 }
 
 /* ---- stateless checks ---------------------------------------------------------- */
@@ -260,15 +271,8 @@ static int ap_dir_create(struct domain_ctx *ctx, const ProtobufCMessage *m)
     if ((rv = need_dir(ctx, c->parent, "Parent")) != 0) {
         return rv;
     }
-    if (name_taken(ctx->store, c->parent, c->name, "")) {
-        return err_set(&ctx->err, ERR_CONFLICT, "a directory named '%s' already exists there",
-                       c->name);
-    }
-    if (exists(ctx->store, ST_DIR_GET, ctx->generated_id, NULL)) {
-        return err_set(&ctx->err, ERR_CONFLICT, "id '%s' already exists", ctx->generated_id);
-    }
-    rv = write_ok(ctx, store_run(ctx->store, ST_DIR_INSERT, "siss", ctx->generated_id,
-                                 ctx->time_ms, c->parent, c->name));
+    rv = write_sibling(ctx, store_run(ctx->store, ST_DIR_INSERT, "siss", ctx->generated_id,
+                                      ctx->time_ms, c->parent, c->name), c->name);
     if (rv != 0) {
         return rv;
     }
@@ -281,21 +285,16 @@ static int ap_dir_create(struct domain_ctx *ctx, const ProtobufCMessage *m)
 static int ap_dir_rename(struct domain_ctx *ctx, const ProtobufCMessage *m)
 {
     const Varasto__DirectoryRename *c = (const void *)m;
-    char parent[128];
     int rv;
 
-    if (store_run(ctx->store, ST_DIR_GET, "s", c->id) != SQLITE_ROW) {
-        sqlite3_reset(ctx->store->stmts[ST_DIR_GET]);
-        return err_set(&ctx->err, ERR_NOT_FOUND, "Id: directory '%s' not found", c->id);
-    }
-    util_copy(parent, sizeof parent, (const char *)sqlite3_column_text(ctx->store->stmts[ST_DIR_GET], 2));
-    sqlite3_reset(ctx->store->stmts[ST_DIR_GET]);
-    if (name_taken(ctx->store, parent, c->name, c->id)) {
-        return err_set(&ctx->err, ERR_CONFLICT, "a directory named '%s' already exists there",
-                       c->name);
-    }
-    if ((rv = write_ok(ctx, store_run(ctx->store, ST_DIR_SET_NAME, "ss", c->name, c->id))) != 0) {
+    /* One statement: the unique index refuses a taken name, and no row
+     * changed means no such directory. */
+    rv = write_sibling(ctx, store_run(ctx->store, ST_DIR_SET_NAME, "ss", c->name, c->id), c->name);
+    if (rv != 0) {
         return rv;
+    }
+    if (sqlite3_changes(ctx->store->db) == 0) {
+        return err_set(&ctx->err, ERR_NOT_FOUND, "Id: directory '%s' not found", c->id);
     }
     return domain_emit(ctx, "directory.Renamed", m);
 }
@@ -372,11 +371,8 @@ static int ap_dir_move(struct domain_ctx *ctx, const ProtobufCMessage *m)
     store_run(st, ST_DIR_GET, "s", c->id);
     util_copy(name, sizeof name, (const char *)sqlite3_column_text(st->stmts[ST_DIR_GET], 3));
     sqlite3_reset(st->stmts[ST_DIR_GET]);
-    if (name_taken(st, c->directory, name, c->id)) {
-        return err_set(&ctx->err, ERR_CONFLICT, "a directory named '%s' already exists there",
-                       name);
-    }
-    if ((rv = write_ok(ctx, store_run(st, ST_DIR_SET_PARENT, "ss", c->directory, c->id))) != 0) {
+    rv = write_sibling(ctx, store_run(st, ST_DIR_SET_PARENT, "ss", c->directory, c->id), name);
+    if (rv != 0) {
         return rv;
     }
     return domain_emit(ctx, "directory.Moved", m);

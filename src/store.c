@@ -81,7 +81,6 @@ static const char *const sql[ST__COUNT] = {
     [ST_META_GET_APPLIED] = "SELECT idx, seq FROM applied WHERE id = 1",
     [ST_DIR_GET] = "SELECT " DIR_COLS " FROM directories WHERE id = ?",
     [ST_DIR_INSERT] = "INSERT INTO directories(id, created, parent, name) VALUES(?, ?, ?, ?)",
-    [ST_DIR_NAME_TAKEN] = "SELECT 1 FROM directories WHERE parent = ? AND name = ? AND id <> ?",
     [ST_DIR_SET_NAME] = "UPDATE directories SET name = ? WHERE id = ?",
     [ST_DIR_SET_DESCRIPTION] = "UPDATE directories SET description = ? WHERE id = ?",
     [ST_DIR_SET_TYPE] = "UPDATE directories SET type = ? WHERE id = ?",

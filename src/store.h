@@ -28,7 +28,6 @@ enum store_stmt {
     ST_META_GET_APPLIED,
     ST_DIR_GET,
     ST_DIR_INSERT,
-    ST_DIR_NAME_TAKEN,
     ST_DIR_SET_NAME,
     ST_DIR_SET_DESCRIPTION,
     ST_DIR_SET_TYPE,
