@@ -39,8 +39,10 @@ struct domain_command {
     int api_only;                            /* not reachable via /command/ */
     /* Checks that need no state (ranges, enums, empty names): 400. */
     int (*check)(const ProtobufCMessage *m, struct err *e);
-    /* Applies against the store; returns 0 or an err_code with ctx->err. */
+    /* Applies against the store; returns 0 or an err_code with ctx->err.
+     * Unless @savepoint is set, it must reject before its first write. */
     int (*apply)(struct domain_ctx *ctx, const ProtobufCMessage *m);
+    int savepoint; /* may refuse after writing: apply inside a savepoint */
 };
 
 /* The command named @name, or NULL. */

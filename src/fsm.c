@@ -89,6 +89,8 @@ static void idempotency_store(struct fsm *f, const Varasto__Entry *e, uint64_t i
     }
 }
 
+static void fsm_fatal(struct fsm *f, const char *what, uint64_t index);
+
 static void apply_command(struct fsm *f, const Varasto__Entry *e, uint64_t index,
                           struct domain_ctx *ctx)
 {
@@ -115,19 +117,31 @@ static void apply_command(struct fsm *f, const Varasto__Entry *e, uint64_t index
         protobuf_c_message_free_unpacked(msg, NULL);
         return;
     }
-    store_savepoint(f->store);
+    /* Most commands check everything before they write, so a rejection
+     * leaves nothing behind; the few that may refuse half-way run inside a
+     * savepoint. A storage failure mid-command (ERR_INTERNAL) stops the
+     * node: the database would no longer match the log, and a restart
+     * replays it. */
+    if (cmd->savepoint) {
+        store_savepoint(f->store);
+    }
     rv = domain_apply(cmd, ctx, msg);
+    if (rv == ERR_INTERNAL) {
+        log_error("apply %s at index %llu: %s", e->command, (unsigned long long)index,
+                  ctx->err.message);
+        fsm_fatal(f, "apply", index);
+    }
     if (rv != 0) {
-        store_rollback_to_savepoint(f->store);
+        if (cmd->savepoint) {
+            store_rollback_to_savepoint(f->store);
+        }
         domain_ctx_reset(ctx);
         ctx->seq = f->last_seq;
-        if (rv == ERR_INTERNAL) {
-            log_error("apply %s at index %llu: %s", e->command, (unsigned long long)index,
-                      ctx->err.message);
-        }
         result_error(&f->result, (enum err_code)rv, ctx->err.message);
     } else {
-        store_release_savepoint(f->store);
+        if (cmd->savepoint) {
+            store_release_savepoint(f->store);
+        }
         f->result.status = 200;
         f->result.body.len = 0;
         buf_append_str(&f->result.body, "{\"Seq\":");
