@@ -281,6 +281,15 @@ void submit_flush(struct node *node)
     }
 }
 
+static void batch_add_failed(struct submit_op *op, struct raft_buffer buf)
+{
+    struct forward_reply reply;
+    raft_free(buf.base);
+    memset(&reply, 0, sizeof reply);
+    reply.error = "out of memory";
+    forwarded(op, &reply);
+}
+
 static void batch_add(struct node *node, const char *addr, struct submit_op *op,
                       struct raft_buffer buf)
 {
@@ -292,11 +301,7 @@ static void batch_add(struct node *node, const char *addr, struct submit_op *op,
     if (b == NULL) {
         b = calloc(1, sizeof *b);
         if (b == NULL) {
-            struct forward_reply reply;
-            raft_free(buf.base);
-            memset(&reply, 0, sizeof reply);
-            reply.error = "out of memory";
-            forwarded(op, &reply);
+            batch_add_failed(op, buf);
             return;
         }
         b->node = node;
@@ -308,11 +313,7 @@ static void batch_add(struct node *node, const char *addr, struct submit_op *op,
         unsigned cap = b->cap ? b->cap * 2 : 16;
         struct submit_op **ops = realloc(b->ops, cap * sizeof *ops);
         if (ops == NULL) {
-            struct forward_reply reply;
-            raft_free(buf.base);
-            memset(&reply, 0, sizeof reply);
-            reply.error = "out of memory";
-            forwarded(op, &reply);
+            batch_add_failed(op, buf);
             return;
         }
         b->ops = ops;

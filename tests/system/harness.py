@@ -260,6 +260,28 @@ def leader_of(nodes):
     return None
 
 
+def create_with_retries(clients, first, name, deadline_s=30, stop=None):
+    """directory.Create @name with an Idempotency-Key, as a careful client
+    does: on 503 or no answer, retry the same key on the next node. Returns
+    the final response, or None if none came within @deadline_s."""
+    deadline = time.monotonic() + deadline_s
+    attempt = 0
+    while time.monotonic() < deadline and not (stop is not None and stop.is_set()):
+        c = clients[(first + attempt) % len(clients)]
+        attempt += 1
+        try:
+            r = c.command("directory.Create", {"Parent": "root", "Name": name},
+                          key="key-" + name, timeout=5)
+        except OSError:
+            c.close_conn()
+            time.sleep(0.05)
+            continue
+        if r.status != 503:
+            return r
+        time.sleep(0.05)
+    return None
+
+
 def collect(next_event, count, timeout):
     """Up to @count results of next_event(timeout) within @timeout seconds."""
     out = []

@@ -4,7 +4,7 @@ lost quorum answers 503 in bounded time while local reads go on."""
 import threading
 import time
 
-from harness import Suite, check, expect, wait_until, leader_of
+from harness import Suite, check, create_with_retries, expect, wait_until, leader_of
 
 
 def all_events(n, min_seq=0):
@@ -99,26 +99,12 @@ def test_leader_kill9_loses_nothing(s):
         i = 0
         while not stop.is_set() and i < 400:
             name = "w%d-%d" % (k, i)
-            deadline = time.monotonic() + 30
-            attempt = 0
-            while time.monotonic() < deadline:
-                c = clients[(k + attempt) % 3]
-                attempt += 1
-                try:
-                    r = c.command("directory.Create", {"Parent": "root", "Name": name},
-                                  key="key-" + name, timeout=5)
-                except OSError:
-                    c.close_conn()
-                    time.sleep(0.05)
-                    continue
-                if r.status == 200:
-                    with lock:
-                        acked[name] = r.json()
-                    break
-                if r.status != 503:
-                    errors.append((name, r))
-                    break
-                time.sleep(0.05)
+            r = create_with_retries(clients, k, name)
+            if r is not None and r.status == 200:
+                with lock:
+                    acked[name] = r.json()
+            elif r is not None:
+                errors.append((name, r))
             i += 1
         for c in clients:
             c.close_conn()

@@ -9,7 +9,7 @@ import socket
 import threading
 import time
 
-from harness import TOKEN, Suite, check, expect, wait_until, leader_of
+from harness import TOKEN, Suite, check, create_with_retries, expect, wait_until, leader_of
 from sse import SSE
 
 
@@ -20,25 +20,11 @@ def start_writers(nodes, count_threads, per_thread, acked, errors, stop):
             if stop.is_set():
                 break
             name = "c%d-%d" % (k, i)
-            deadline = time.monotonic() + 30
-            attempt = 0
-            while time.monotonic() < deadline and not stop.is_set():
-                c = clients[(k + attempt) % len(clients)]
-                attempt += 1
-                try:
-                    r = c.command("directory.Create", {"Parent": "root", "Name": name},
-                                  key="key-" + name, timeout=5)
-                except OSError:
-                    c.close_conn()
-                    time.sleep(0.05)
-                    continue
-                if r.status == 200:
-                    acked.append(name)
-                    break
-                if r.status != 503:
-                    errors.append(r)
-                    break
-                time.sleep(0.05)
+            r = create_with_retries(clients, k, name, stop=stop)
+            if r is not None and r.status == 200:
+                acked.append(name)
+            elif r is not None:
+                errors.append(r)
         for c in clients:
             c.close_conn()
     threads = [threading.Thread(target=run, args=(k,)) for k in range(count_threads)]
