@@ -61,8 +61,8 @@ static int read_token(const char *path, char *out, size_t size, char *err, size_
 /* The admin token: from --token-file, or generated once into the data dir. */
 static int load_token(struct node *node, char *err, size_t err_size)
 {
-    char path[CONFIG_PATH_MAX + 16];
-    int fd;
+    char path[CONFIG_PATH_MAX + 16], tmp[CONFIG_PATH_MAX + 24];
+    int fd, ok;
 
     if (node->config.token_file[0] != '\0') {
         return read_token(node->config.token_file, node->admin_token, sizeof node->admin_token,
@@ -73,16 +73,20 @@ static int load_token(struct node *node, char *err, size_t err_size)
         return read_token(path, node->admin_token, sizeof node->admin_token, err, err_size);
     }
     util_random_id(node->admin_token, GENERATED_TOKEN_LEN);
-    fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
-    if (fd < 0 || write(fd, node->admin_token, GENERATED_TOKEN_LEN) != GENERATED_TOKEN_LEN ||
-        write(fd, "\n", 1) != 1 || fsync(fd) != 0) {
+    /* Written aside and renamed into place: the file never exists half
+     * written, neither to a reader nor after a crash. */
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ok = fd >= 0 && write(fd, node->admin_token, GENERATED_TOKEN_LEN) == GENERATED_TOKEN_LEN &&
+         write(fd, "\n", 1) == 1 && fsync(fd) == 0;
+    if (fd >= 0 && close(fd) != 0) {
+        ok = 0;
+    }
+    if (!ok || rename(tmp, path) != 0) {
         snprintf(err, err_size, "cannot write %s: %s", path, strerror(errno));
-        if (fd >= 0) {
-            close(fd);
-        }
+        unlink(tmp);
         return -1;
     }
-    close(fd);
     log_info("generated an admin token into %s", path);
     return 0;
 }
