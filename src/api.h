@@ -24,6 +24,20 @@ void api_nodes(struct node *node, h2o_req_t *req, char **params);
 void api_internal_apply(struct node *node, h2o_req_t *req, char **params);
 void api_internal_barrier(struct node *node, h2o_req_t *req, char **params);
 
+/* Parse ?types into @filter (empty when absent); answers 400 and returns -1
+ * when malformed. */
+struct type_filter;
+int api_parse_types(struct node *node, h2o_req_t *req, struct type_filter *filter);
+
+/* Where an event stream starts: the cursor (Last-Event-ID when
+ * @use_last_event_id, else ?after; a durable ?subscription's acked cursor
+ * unless Last-Event-ID), the filter (the subscription's or ?types) and the
+ * subscription name ("" for none). Returns 0, or answers the request (400,
+ * 404, 410) and returns -1. */
+int api_stream_start(struct node *node, h2o_req_t *req, int use_last_event_id,
+                     struct type_filter *filter, uint64_t *after, char *subscription,
+                     size_t size);
+
 void api_events_stream(struct node *node, h2o_req_t *req, char **params);
 void api_events_ws(struct node *node, h2o_req_t *req, char **params);
 

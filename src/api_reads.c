@@ -39,7 +39,6 @@ void api_events_page(struct node *node, h2o_req_t *req, char **params)
 {
     unsigned long long after = 0, limit = EVENTS_DEFAULT_LIMIT;
     struct type_filter filter = {0};
-    char types[TYPE_FILTER_MAX * 64];
     struct buf out;
     int rv;
 
@@ -54,10 +53,7 @@ void api_events_page(struct node *node, h2o_req_t *req, char **params)
                          EVENTS_MAX_LIMIT);
         return;
     }
-    rv = http_query(req, "types", types, sizeof types);
-    if (rv < 0 || (rv == 1 && type_filter_parse(&filter, types) != 0)) {
-        http_reply_error(node, req, ERR_BAD_REQUEST, "types must be at most %d prefixes",
-                         TYPE_FILTER_MAX);
+    if (api_parse_types(node, req, &filter) != 0) {
         return;
     }
     if (api_reply_gone_if_pruned(node, req, after)) {

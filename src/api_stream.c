@@ -122,25 +122,77 @@ static void sse_heartbeat(uv_timer_t *t)
     sse_send(s);
 }
 
-void api_events_stream(struct node *node, h2o_req_t *req, char **params)
+int api_parse_types(struct node *node, h2o_req_t *req, struct type_filter *filter)
 {
-    unsigned long long after = 0;
     char types[TYPE_FILTER_MAX * 64];
-    char name[256];
-    struct sse_stream *s;
-    int has_last_event_id;
-    int rv;
+    int rv = http_query(req, "types", types, sizeof types);
+    filter->n = 0;
+    if (rv < 0 || (rv == 1 && type_filter_parse(filter, types) != 0)) {
+        http_reply_error(node, req, ERR_BAD_REQUEST, "types must be at most %d prefixes",
+                         TYPE_FILTER_MAX);
+        return -1;
+    }
+    return 0;
+}
 
-    (void)params;
+int api_stream_start(struct node *node, h2o_req_t *req, int use_last_event_id,
+                     struct type_filter *filter, uint64_t *after, char *subscription,
+                     size_t size)
+{
+    unsigned long long cursor = 0;
+    int has_last_event_id = 0;
+    int rv = 0;
+
     /* Last-Event-ID (a browser's reconnect) wins over ?after. */
-    rv = http_u64_param(req, NULL, "last-event-id", &after);
-    has_last_event_id = rv == 1;
+    if (use_last_event_id) {
+        rv = http_u64_param(req, NULL, "last-event-id", &cursor);
+        has_last_event_id = rv == 1;
+    }
     if (rv == 0) {
-        rv = http_u64_param(req, "after", NULL, &after);
+        rv = http_u64_param(req, "after", NULL, &cursor);
     }
     if (rv < 0) {
         http_reply_error(node, req, ERR_BAD_REQUEST,
                          "after / Last-Event-ID must be a non-negative integer");
+        return -1;
+    }
+    subscription[0] = '\0';
+    rv = http_query(req, "subscription", subscription, size);
+    if (rv < 0) {
+        http_reply_error(node, req, ERR_BAD_REQUEST, "subscription: name too long");
+        return -1;
+    }
+    if (rv == 1) {
+        /* A durable subscription: its cursor and its filter. A reconnect's
+         * Last-Event-ID (what the client has processed) still wins. */
+        uint64_t acked;
+        if (!store_subscription(&node->store, subscription, filter, &acked)) {
+            http_reply_error(node, req, ERR_NOT_FOUND, "subscription '%s' not found",
+                             subscription);
+            return -1;
+        }
+        if (!has_last_event_id) {
+            cursor = acked;
+        }
+    } else if (api_parse_types(node, req, filter) != 0) {
+        return -1;
+    }
+    if (api_reply_gone_if_pruned(node, req, cursor)) {
+        return -1;
+    }
+    *after = cursor;
+    return 0;
+}
+
+void api_events_stream(struct node *node, h2o_req_t *req, char **params)
+{
+    struct type_filter filter;
+    char name[256];
+    uint64_t after;
+    struct sse_stream *s;
+
+    (void)params;
+    if (api_stream_start(node, req, 1, &filter, &after, name, sizeof name) != 0) {
         return;
     }
     s = calloc(1, sizeof *s);
@@ -148,37 +200,7 @@ void api_events_stream(struct node *node, h2o_req_t *req, char **params)
         http_reply_error(node, req, ERR_INTERNAL, "out of memory");
         return;
     }
-    rv = http_query(req, "subscription", name, sizeof name);
-    if (rv < 0) {
-        free(s);
-        http_reply_error(node, req, ERR_BAD_REQUEST, "subscription: name too long");
-        return;
-    }
-    if (rv == 1) {
-        /* A durable subscription: its cursor and its filter. A reconnect's
-         * Last-Event-ID (what the client has processed) still wins. */
-        uint64_t cursor;
-        if (!store_subscription(&node->store, name, &s->sub.filter, &cursor)) {
-            free(s);
-            http_reply_error(node, req, ERR_NOT_FOUND, "subscription '%s' not found", name);
-            return;
-        }
-        if (!has_last_event_id) {
-            after = cursor;
-        }
-    } else {
-        rv = http_query(req, "types", types, sizeof types);
-        if (rv < 0 || (rv == 1 && type_filter_parse(&s->sub.filter, types) != 0)) {
-            free(s);
-            http_reply_error(node, req, ERR_BAD_REQUEST, "types must be at most %d prefixes",
-                             TYPE_FILTER_MAX);
-            return;
-        }
-    }
-    if (api_reply_gone_if_pruned(node, req, after)) {
-        free(s);
-        return;
-    }
+    s->sub.filter = filter;
     s->node = node;
     s->generator.proceed = sse_proceed;
     s->generator.stop = sse_stop;

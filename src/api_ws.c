@@ -192,19 +192,19 @@ static void on_ws_message(h2o_websocket_conn_t *conn, const struct wslay_event_o
 
 void api_events_ws(struct node *node, h2o_req_t *req, char **params)
 {
-    unsigned long long after = 0;
-    char types[TYPE_FILTER_MAX * 64];
+    struct type_filter filter;
+    char name[sizeof ((struct ws_stream *)0)->subscription];
     const char *client_key;
     struct ws_stream *w;
-    int rv;
+    uint64_t after;
 
     (void)params;
     if (h2o_is_websocket_handshake(req, &client_key) != 0 || client_key == NULL) {
         http_reply_error(node, req, ERR_BAD_REQUEST, "expected a WebSocket handshake");
         return;
     }
-    if (http_u64_param(req, "after", NULL, &after) < 0) {
-        http_reply_error(node, req, ERR_BAD_REQUEST, "after must be a non-negative integer");
+    /* Browsers send no Last-Event-ID on a WebSocket: ?after is the cursor. */
+    if (api_stream_start(node, req, 0, &filter, &after, name, sizeof name) != 0) {
         return;
     }
     w = calloc(1, sizeof *w);
@@ -212,31 +212,9 @@ void api_events_ws(struct node *node, h2o_req_t *req, char **params)
         http_reply_error(node, req, ERR_INTERNAL, "out of memory");
         return;
     }
-    rv = http_query(req, "subscription", w->subscription, sizeof w->subscription);
-    if (rv == 1) {
-        uint64_t cursor;
-        if (!store_subscription(&node->store, w->subscription, &w->sub.filter, &cursor)) {
-            http_reply_error(node, req, ERR_NOT_FOUND, "subscription '%s' not found",
-                             w->subscription);
-            free(w);
-            return;
-        }
-        after = cursor;
-        w->acked = w->ack_sent = cursor;
-    } else {
-        w->subscription[0] = '\0';
-        rv = http_query(req, "types", types, sizeof types);
-        if (rv < 0 || (rv == 1 && type_filter_parse(&w->sub.filter, types) != 0)) {
-            free(w);
-            http_reply_error(node, req, ERR_BAD_REQUEST, "types must be at most %d prefixes",
-                             TYPE_FILTER_MAX);
-            return;
-        }
-    }
-    if (api_reply_gone_if_pruned(node, req, after)) {
-        free(w);
-        return;
-    }
+    memcpy(w->subscription, name, sizeof name);
+    w->sub.filter = filter;
+    w->acked = w->ack_sent = after;
     w->node = node;
     buf_init(&w->out);
     w->sub.cursor = after;

@@ -112,17 +112,23 @@ static void deliver_unavailable(struct submit_op *op, const char *message)
     buf_free(&b);
 }
 
+/* Answer a parked op (its entry was never sent) and let it go. */
+static void fail_parked(struct submit_op *op, const char *message)
+{
+    unpark(op);
+    raft_free(op->entry.base);
+    op->entry.base = NULL;
+    op->backend_done = 1;
+    deliver_unavailable(op, message);
+    op_release(op);
+}
+
 static void op_timeout(uv_timer_t *t)
 {
     struct submit_op *op = t->data;
     if (op->entry.base != NULL) {
         /* still parked: nothing was sent, so nothing can have been applied */
-        unpark(op);
-        raft_free(op->entry.base);
-        op->entry.base = NULL;
-        op->backend_done = 1;
-        deliver_unavailable(op, "no leader was reachable in time; retry");
-        op_release(op);
+        fail_parked(op, "no leader was reachable in time; retry");
         return;
     }
     deliver_unavailable(op, op->wait_index != 0
@@ -439,13 +445,7 @@ void submit_applied(struct node *node, uint64_t index)
 void submit_abort_all(struct node *node)
 {
     while (node->submit_parked != NULL) {
-        struct submit_op *op = node->submit_parked;
-        unpark(op);
-        raft_free(op->entry.base);
-        op->entry.base = NULL;
-        op->backend_done = 1;
-        deliver_unavailable(op, "the node is stopping; retry on another node");
-        op_release(op);
+        fail_parked(node->submit_parked, "the node is stopping; retry on another node");
     }
     while (node->submit_waits != NULL) {
         struct submit_op *op = node->submit_waits;

@@ -105,6 +105,13 @@ def test_websocket_stream_and_acks(s):
     check(ev and ev[0]["Seq"] == 6 and ev[0]["Type"] == "directory.Created", ev)
     check(w.next_event(0.5) is None and w.pings >= 2, w.pings)
     w.close()
+    # the same cursor and filter parameters as SSE
+    expect(c.command("collection.Create", {"ParentDir": "root", "Name": "coll"}), 200)
+    w = WS(b, "/api_v2/events/ws?after=0&types=collection.")
+    ev = w.events(1)
+    check(ev and ev[0]["Type"] == "collection.Created" and ev[0]["Seq"] == 7, ev)
+    w.close()
+    check(WS(b, "/api_v2/events/ws?after=x").status == 400)
     # not a handshake: 400; unknown subscription: 404; no token: 401
     expect(b.request("GET", "/api_v2/events/ws"), 400, "bad_request")
     check(WS(b, "/api_v2/events/ws?subscription=nope").status == 404)
