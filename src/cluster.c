@@ -87,15 +87,15 @@ int cluster_start(struct cluster *c, uv_loop_t *loop, const struct config *confi
         snprintf(meta, sizeof meta, "%s/metadata2", c->raft_dir);
         c->pristine = c->pristine && stat(meta, &sb) != 0;
     }
-    rv = raft_uv_tcp_init(&c->transport, loop);
+    rv = transport_init(&c->transport, loop);
     if (rv != 0) {
         snprintf(err, err_size, "raft transport: %s", raft_strerror(rv));
         return -1;
     }
-    rv = raft_uv_init(&c->io, loop, c->raft_dir, &c->transport);
+    rv = raft_uv_init(&c->io, loop, c->raft_dir, &c->transport.outer);
     if (rv != 0) {
         snprintf(err, err_size, "raft storage in %s: %s", c->raft_dir, c->io.errmsg);
-        raft_uv_tcp_close(&c->transport);
+        transport_close(&c->transport);
         return -1;
     }
     /* A corrupt segment must stop the node with a clear message rather than
@@ -111,7 +111,7 @@ int cluster_start(struct cluster *c, uv_loop_t *loop, const struct config *confi
     if (rv != 0) {
         snprintf(err, err_size, "raft init: %s", raft_errmsg(&c->raft));
         raft_uv_close(&c->io);
-        raft_uv_tcp_close(&c->transport);
+        transport_close(&c->transport);
         return -1;
     }
     fsm->raft = &c->raft;
@@ -204,13 +204,13 @@ const char *cluster_role(struct cluster *c)
     }
 }
 
-int cluster_submit(struct cluster *c, struct raft_apply *req, struct raft_buffer *buf,
-                   raft_apply_cb cb)
+int cluster_submit(struct cluster *c, struct raft_apply *req, const struct raft_buffer *bufs,
+                   unsigned n, raft_apply_cb cb)
 {
     if (c->closing) {
         return RAFT_SHUTDOWN;
     }
-    return raft_apply(&c->raft, req, buf, 1, cb);
+    return raft_apply(&c->raft, req, bufs, n, cb);
 }
 
 int cluster_barrier(struct cluster *c, struct raft_barrier *req, raft_barrier_cb cb)
@@ -250,7 +250,7 @@ static void raft_closed(struct raft *r)
 {
     struct cluster *c = (struct cluster *)((char *)r - offsetof(struct cluster, raft));
     raft_uv_close(&c->io);
-    raft_uv_tcp_close(&c->transport);
+    transport_close(&c->transport);
     transport_closed(c);
 }
 

@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "fsm.h"
+#include "transport.h"
 
 struct cluster {
     uv_loop_t *loop;
@@ -16,7 +17,7 @@ struct cluster {
     struct fsm *fsm;
     struct raft raft;
     struct raft_io io;
-    struct raft_uv_transport transport;
+    struct transport transport;
     uv_timer_t watch;            /* leadership watch */
     struct raft_barrier barrier; /* commits earlier terms' entries on election */
     int barrier_pending;
@@ -46,10 +47,13 @@ int cluster_is_member(struct cluster *c, uint64_t id);
 /* Role name of this node: "leader", "follower", "candidate", "unavailable". */
 const char *cluster_role(struct cluster *c);
 
-/* Append @buf (raft_malloc'ed; taken on success) as a command entry. @req
- * must stay valid until @cb fires. Returns 0 or a RAFT_* error. */
-int cluster_submit(struct cluster *c, struct raft_apply *req, struct raft_buffer *buf,
-                   raft_apply_cb cb);
+/* Append the @n buffers of @bufs (raft_malloc'ed; taken on success) as
+ * consecutive command entries; req->index is then the first one's index.
+ * @req must stay valid until @cb fires, which raft does once, right after
+ * the first entry is applied (or when the entries are lost). Returns 0 or a
+ * RAFT_* error. */
+int cluster_submit(struct cluster *c, struct raft_apply *req, const struct raft_buffer *bufs,
+                   unsigned n, raft_apply_cb cb);
 
 /* Append a barrier; @cb fires once every earlier entry is applied. */
 int cluster_barrier(struct cluster *c, struct raft_barrier *req, raft_barrier_cb cb);

@@ -166,17 +166,62 @@ static void fsm_fatal(struct fsm *f, const char *what, uint64_t index)
     abort();
 }
 
-int fsm_flush(struct fsm *f)
+static void fsm_commit(struct fsm *f)
 {
     if (!f->in_tx) {
-        return 0;
+        return;
     }
     f->in_tx = 0;
     f->tx_entries = 0;
     if (store_commit(f->store) != 0) {
         fsm_fatal(f, "commit", f->applied_index);
     }
+}
+
+/* Deferred entries are kept as records: index (8 bytes), length (8 bytes),
+ * the framed entry padded to 8 bytes. */
+#define PENDING_HEADER 16
+
+static uint64_t pending_index(const struct fsm *f, size_t off)
+{
+    uint64_t v;
+    memcpy(&v, f->pending.data + off, sizeof v);
+    return v;
+}
+
+static void fsm_drain(struct fsm *f)
+{
+    while (f->pending_off < f->pending.len) {
+        struct raft_buffer buf;
+        uint64_t index = pending_index(f, f->pending_off), len;
+        memcpy(&len, f->pending.data + f->pending_off + 8, sizeof len);
+        buf.base = f->pending.data + f->pending_off + PENDING_HEADER;
+        buf.len = (size_t)len;
+        f->pending_off += PENDING_HEADER + ((len + 7) & ~(uint64_t)7);
+        fsm_apply_entry(f, &buf, index);
+    }
+    f->pending.len = 0;
+    f->pending_off = 0;
+}
+
+int fsm_flush(struct fsm *f)
+{
+    fsm_drain(f);
+    fsm_commit(f);
     return 0;
+}
+
+void fsm_defer_apply(struct fsm *f)
+{
+    f->defer = 1;
+}
+
+uint64_t fsm_applied_raft_index(const struct fsm *f)
+{
+    if (f->pending_off < f->pending.len) {
+        return pending_index(f, f->pending_off) - 1;
+    }
+    return raft_last_applied(f->raft);
 }
 
 int fsm_apply_entry(struct fsm *f, const struct raft_buffer *buf, uint64_t index)
@@ -220,7 +265,7 @@ int fsm_apply_entry(struct fsm *f, const struct raft_buffer *buf, uint64_t index
     f->last_seq = ctx.seq;
     f->result.seq = ctx.seq;
     if (++f->tx_entries >= FSM_MAX_TX_ENTRIES || !f->group_commit) {
-        fsm_flush(f);
+        fsm_commit(f);
     }
     if (f->observer.on_commit != NULL) {
         f->observer.on_commit(f->observer.data, ctx.events, ctx.n_events, f->last_seq);
@@ -238,7 +283,22 @@ static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **
     /* raft applies entries in order and sets last_applied after each one, so
      * during apply the entry's index is the one after last_applied. */
     uint64_t index = raft_last_applied(f->raft) + 1;
-    int rv = fsm_apply_entry(f, buf, index);
+    int rv = 0;
+
+    if (f->defer) {
+        static const uint8_t pad[8];
+        uint64_t len = buf->len;
+        if (buf_append(&f->pending, &index, sizeof index) != 0 ||
+            buf_append(&f->pending, &len, sizeof len) != 0 ||
+            buf_append(&f->pending, buf->base, buf->len) != 0 ||
+            buf_append(&f->pending, pad, (8 - buf->len % 8) % 8) != 0) {
+            log_error("apply index %llu: out of memory; stopping", (unsigned long long)index);
+            abort();
+        }
+        *result = NULL;
+        return 0;
+    }
+    rv = fsm_apply_entry(f, buf, index);
     *result = &f->result;
     return rv;
 }
@@ -402,6 +462,7 @@ int fsm_init(struct fsm *f, struct store *store)
     f->idempotency_keep = 100000;
     f->idempotency_keep_ms = 24LL * 3600 * 1000;
     buf_init(&f->result.body);
+    buf_init(&f->pending);
     return 0;
 }
 
@@ -409,4 +470,5 @@ void fsm_close(struct fsm *f)
 {
     fsm_flush(f);
     buf_free(&f->result.body);
+    buf_free(&f->pending);
 }

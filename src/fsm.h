@@ -49,6 +49,13 @@ struct fsm {
      * transaction, committed by fsm_flush. Each entry's effects and index
      * still commit together, so a restart never splits or repeats one. */
     int group_commit;
+    /* Deferred apply: raft's apply callback only queues the entry, and the
+     * node applies the queue once per loop iteration (fsm_flush). Raft sends
+     * a follower's AppendEntries result after its apply callback returns, so
+     * the read model stays off the commit path. */
+    int defer;
+    struct buf pending;
+    size_t pending_off;
     int in_tx;
     unsigned tx_entries;
     /* The store's reader connection is in use by a snapshot or checkpoint. */
@@ -65,9 +72,18 @@ void fsm_close(struct fsm *f);
  * async_work such as raft's in-memory fixture. Call before raft_init. */
 void fsm_use_sync_snapshots(struct fsm *f);
 
-/* Commit the open read-model transaction, if any. The node calls it once per
- * loop iteration; snapshot, restore and close call it too. */
+/* Apply the deferred entries and commit the open read-model transaction,
+ * if any. The node calls it once per loop iteration; snapshot, restore and
+ * close call it too. */
 int fsm_flush(struct fsm *f);
+
+/* Queue committed entries in raft's apply callback and apply them in
+ * fsm_flush (see struct fsm). Call before raft starts. */
+void fsm_defer_apply(struct fsm *f);
+
+/* Raft's applied index as far as the read model has caught up with it:
+ * entries still queued by a deferred apply do not count. */
+uint64_t fsm_applied_raft_index(const struct fsm *f);
 
 /* Apply one framed entry at @index (for tests and for the raft callback). */
 int fsm_apply_entry(struct fsm *f, const struct raft_buffer *buf, uint64_t index);

@@ -391,9 +391,12 @@ static void wait_barrier_cb(struct raft_barrier *req, int status)
         wait_finish(w, 2);
         return;
     }
-    /* Leadership confirmed and everything before the barrier applied; still
-     * honour a min_seq beyond that. */
-    if (w->min_seq > w->server->node->fsm.last_seq) {
+    /* Leadership confirmed; read once the read model holds everything
+     * before the barrier (raft counts deferred entries as applied already),
+     * and still honour a min_seq beyond that. */
+    w->min_index = req->index;
+    if (fsm_applied_raft_index(&w->server->node->fsm) < w->min_index ||
+        w->min_seq > w->server->node->fsm.last_seq) {
         return;
     }
     wait_finish(w, 1);
@@ -429,7 +432,7 @@ void http_seq_applied(struct http_server *s, unsigned long long seq)
 {
     /* raft's count includes barriers and configuration entries, which a
      * read index may point at */
-    unsigned long long index = raft_last_applied(&s->node->cluster.raft);
+    unsigned long long index = fsm_applied_raft_index(&s->node->fsm);
     struct http_wait *w = s->waits;
     while (w != NULL) {
         struct http_wait *next = w->next;
@@ -456,7 +459,7 @@ static void read_index_cb(void *data, const struct forward_reply *reply)
         return;
     }
     w->min_index = reply->index;
-    if (raft_last_applied(&node->cluster.raft) >= w->min_index &&
+    if (fsm_applied_raft_index(&node->fsm) >= w->min_index &&
         node->fsm.last_seq >= w->min_seq) {
         wait_finish(w, 1);
     }

@@ -129,6 +129,7 @@ static void on_commit(void *data, const struct domain_event *events, unsigned n,
     struct node *node = data;
     push_publish(&node->push, events, n, last_seq);
     http_seq_applied(&node->http, last_seq);
+    submit_result_applied(node, &node->fsm.result);
     submit_applied(node, node->fsm.applied_index);
     if (node->submit_parked != NULL) {
         submit_retry_parked(node);
@@ -327,8 +328,9 @@ static void checkpoint_done(uv_work_t *w, int status)
 static void on_check(uv_check_t *h)
 {
     struct node *node = h->data;
-    uint64_t applied = raft_last_applied(&node->cluster.raft);
+    uint64_t applied;
     fsm_flush(&node->fsm);
+    applied = raft_last_applied(&node->cluster.raft);
     submit_flush(node);
     retention_pass(node);
     if (applied != node->seen_applied) {
@@ -402,6 +404,7 @@ int node_run(const struct config *config)
     }
     uv_loop_init(&node.loop);
     fsm_init(&node.fsm, &node.store);
+    fsm_defer_apply(&node.fsm);
     node.fsm.observer.data = &node;
     node.fsm.observer.on_commit = on_commit;
     node.fsm.observer.on_restore = on_restore;

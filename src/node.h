@@ -15,6 +15,7 @@
 
 struct submit_op;
 struct fwd_batch;
+struct raft_batch;
 
 struct node {
     struct config config;
@@ -33,6 +34,8 @@ struct node {
     struct submit_op *submit_waits; /* forwarded commands waiting for local apply */
     struct submit_op *submit_parked; /* commands waiting for a leader to be known */
     struct fwd_batch *fwd_batch;     /* entries to forward at the end of this iteration */
+    struct raft_batch *raft_batch;   /* entries to append at the end of this iteration */
+    struct raft_batch *applying, *applying_tail; /* appended, waiting for their outcome */
     uv_timer_t announce;            /* makes sure the cluster knows our HTTP address */
     uv_timer_t join;                /* --join: asks a member to add us */
     uv_idle_t wake_idle;            /* wakes stream subscribers in slices */

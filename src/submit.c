@@ -17,7 +17,6 @@
 /* One submission. Freed once the outcome is delivered, raft (or curl) is
  * done with it, and its timer is closed. */
 struct submit_op {
-    struct raft_apply apply;
     struct node *node;
     submit_cb cb;
     void *data;
@@ -139,13 +138,10 @@ static void op_timeout(uv_timer_t *t)
     op_release(op);
 }
 
-static void apply_cb(struct raft_apply *req, int status, void *result)
+static void deliver_fsm_result(struct submit_op *op, const struct fsm_result *r)
 {
-    struct submit_op *op = req->data;
-    const struct fsm_result *r = result;
-
     op->backend_done = 1;
-    if (status != 0 || r == NULL || r->status == 0) {
+    if (r->status == 0) {
         deliver_unavailable(op, "leadership was lost; the command may have been applied: "
                                 "retry with the same Idempotency-Key");
     } else {
@@ -159,6 +155,183 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
         deliver(op, &out);
     }
     op_release(op);
+}
+
+/* ---- appending in batches (this node leads) ----
+ * Entries accepted in one loop iteration go to raft in one raft_apply: one
+ * disk write and one AppendEntries per follower for all of them, instead of
+ * one each. Raft calls back once per raft_apply (after its first entry is
+ * applied), so each entry's outcome is taken from the FSM as it is applied
+ * (submit_result_applied); the callback only reports a batch that failed. */
+
+#define RAFT_BATCH_MAX 256
+
+struct raft_batch {
+    struct raft_apply req;
+    struct node *node;
+    struct raft_batch *next; /* node->applying, in index order */
+    raft_term term;          /* raft's term when appended */
+    uint64_t first;          /* raft index of ops[0] */
+    unsigned n, done;        /* ops[0..done) have their outcome */
+    int raft_done;           /* raft's callback has fired (or never will) */
+    int queued;              /* in node->applying */
+    struct submit_op *ops[RAFT_BATCH_MAX];
+    struct raft_buffer bufs[RAFT_BATCH_MAX];
+};
+
+static void raft_batch_release(struct raft_batch *b)
+{
+    if (b->raft_done && !b->queued) {
+        free(b);
+    }
+}
+
+static void raft_batch_dequeue(struct raft_batch *b)
+{
+    struct raft_batch **p = &b->node->applying;
+    while (*p != NULL && *p != b) {
+        p = &(*p)->next;
+    }
+    if (*p == b) {
+        *p = b->next;
+    }
+    if (b->node->applying_tail == b) {
+        struct raft_batch *t = b->node->applying;
+        while (t != NULL && t->next != NULL) {
+            t = t->next;
+        }
+        b->node->applying_tail = t;
+    }
+    b->next = NULL;
+    b->queued = 0;
+}
+
+/* Answer ops[done..n) of @b with a 503 and let the batch go. */
+static void raft_batch_fail(struct raft_batch *b, const char *message)
+{
+    while (b->done < b->n) {
+        struct submit_op *op = b->ops[b->done++];
+        op->backend_done = 1;
+        deliver_unavailable(op, message);
+        op_release(op);
+    }
+    if (b->queued) {
+        raft_batch_dequeue(b);
+    }
+    raft_batch_release(b);
+}
+
+#define LOST_LEADERSHIP                                                                      \
+    "leadership was lost; the command may have been applied: retry with the same "           \
+    "Idempotency-Key"
+
+static void raft_batch_cb(struct raft_apply *req, int status, void *result)
+{
+    struct raft_batch *b = req->data;
+    (void)result; /* delivered by submit_result_applied */
+    b->raft_done = 1;
+    if (status != 0) {
+        raft_batch_fail(b, LOST_LEADERSHIP);
+        return;
+    }
+    raft_batch_release(b);
+}
+
+void submit_result_applied(struct node *node, const struct fsm_result *r)
+{
+    struct raft_batch *b = node->applying;
+
+    if (b == NULL) {
+        return;
+    }
+    if (!cluster_is_leader(&node->cluster) || node->cluster.raft.current_term != b->term) {
+        /* the entry at this index may not be ours any more */
+        submit_fail_applying(node);
+        return;
+    }
+    while (b != NULL && r->index >= b->first + b->n) {
+        raft_batch_fail(b, LOST_LEADERSHIP); /* skipped: cannot happen while leading */
+        b = node->applying;
+    }
+    if (b == NULL || r->index < b->first + b->done) {
+        return;
+    }
+    while (b->first + b->done < r->index) {
+        struct submit_op *op = b->ops[b->done++];
+        op->backend_done = 1;
+        deliver_unavailable(op, LOST_LEADERSHIP);
+        op_release(op);
+    }
+    deliver_fsm_result(b->ops[b->done++], r);
+    if (b->done == b->n) {
+        raft_batch_dequeue(b);
+        raft_batch_release(b);
+    }
+}
+
+void submit_fail_applying(struct node *node)
+{
+    while (node->applying != NULL) {
+        raft_batch_fail(node->applying, LOST_LEADERSHIP);
+    }
+}
+
+/* A batch raft never took: nothing of it can be applied. */
+static void raft_batch_refuse(struct raft_batch *b, const char *message)
+{
+    unsigned i;
+    for (i = 0; i < b->n; i++) {
+        raft_free(b->bufs[i].base);
+    }
+    b->raft_done = 1;
+    raft_batch_fail(b, message);
+}
+
+static void raft_batch_flush(struct node *node)
+{
+    struct raft_batch *b = node->raft_batch;
+
+    if (b == NULL) {
+        return;
+    }
+    node->raft_batch = NULL;
+    b->req.data = b;
+    b->term = node->cluster.raft.current_term;
+    if (cluster_submit(&node->cluster, &b->req, b->bufs, b->n, raft_batch_cb) != 0) {
+        raft_batch_refuse(b, "the log is not accepting commands now; retry");
+        return;
+    }
+    b->first = b->req.index;
+    b->queued = 1;
+    if (node->applying_tail != NULL) {
+        node->applying_tail->next = b;
+    } else {
+        node->applying = b;
+    }
+    node->applying_tail = b;
+}
+
+static void raft_batch_add(struct node *node, struct submit_op *op, struct raft_buffer buf)
+{
+    struct raft_batch *b = node->raft_batch;
+    if (b == NULL) {
+        b = calloc(1, sizeof *b);
+        if (b == NULL) {
+            raft_free(buf.base);
+            op->backend_done = 1;
+            deliver_unavailable(op, "out of memory; retry");
+            op_release(op);
+            return;
+        }
+        b->node = node;
+        node->raft_batch = b;
+    }
+    b->ops[b->n] = op;
+    b->bufs[b->n] = buf;
+    b->n++;
+    if (b->n == RAFT_BATCH_MAX) {
+        raft_batch_flush(node);
+    }
 }
 
 /* The leader's answer for one forwarded entry (or the failure of the
@@ -275,7 +448,13 @@ static void batch_done(void *data, const struct forward_reply *reply)
 
 void submit_flush(struct node *node)
 {
-    struct fwd_batch *b = node->fwd_batch;
+    struct fwd_batch *b;
+
+    raft_batch_flush(node);
+    if (node->applying != NULL && !cluster_is_leader(&node->cluster)) {
+        submit_fail_applying(node);
+    }
+    b = node->fwd_batch;
     if (b == NULL) {
         return;
     }
@@ -350,18 +529,10 @@ static int try_send(struct submit_op *op)
 {
     struct node *node = op->node;
     struct raft_buffer buf = op->entry;
-    int rv;
 
     if (cluster_is_leader(&node->cluster)) {
         op->entry.base = NULL;
-        op->apply.data = op;
-        rv = cluster_submit(&node->cluster, &op->apply, &buf, apply_cb);
-        if (rv != 0) {
-            raft_free(buf.base);
-            op->backend_done = 1;
-            deliver_unavailable(op, "the log is not accepting commands now; retry");
-            op_release(op);
-        }
+        raft_batch_add(node, op, buf);
         return 0;
     }
     {
@@ -444,6 +615,12 @@ void submit_applied(struct node *node, uint64_t index)
 
 void submit_abort_all(struct node *node)
 {
+    if (node->raft_batch != NULL) {
+        struct raft_batch *b = node->raft_batch;
+        node->raft_batch = NULL;
+        raft_batch_refuse(b, "the node is stopping; retry on another node");
+    }
+    submit_fail_applying(node);
     while (node->submit_parked != NULL) {
         fail_parked(node->submit_parked, "the node is stopping; retry on another node");
     }

@@ -36,9 +36,19 @@ struct ProtobufCMessage;
 int submit_message(struct node *node, const char *command, const struct ProtobufCMessage *msg,
                    submit_cb cb, void *data);
 
-/* Send the entries gathered for forwarding in this loop iteration. The
- * node calls it once per iteration (and submit_entry when a batch is full). */
+/* Append (leader) or forward the entries gathered in this loop iteration.
+ * The node calls it once per iteration (and submit_entry when a batch is
+ * full). */
 void submit_flush(struct node *node);
+
+/* The FSM applied the entry at r->index: if this node appended it as
+ * leader, answer its submission with @r. */
+struct fsm_result;
+void submit_result_applied(struct node *node, const struct fsm_result *r);
+
+/* Answer every appended submission still waiting for its outcome with a
+ * 503 that says it may have been applied (leadership was lost). */
+void submit_fail_applying(struct node *node);
 
 /* The node applied entries up to @index: finish submissions waiting for it. */
 void submit_applied(struct node *node, uint64_t index);
