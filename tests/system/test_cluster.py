@@ -84,6 +84,43 @@ def test_concurrent_conflict(s):
         root = nodes[0].request("GET", "/api_v2/directories/root?min_seq=%d" % seq)
     names = [d["Name"] for d in root.json()["SubDirectories"]]
     check(sorted(names) == ["race%d" % i for i in range(5)], names)
+    check_batched_outcomes(nodes)
+
+
+def check_batched_outcomes(nodes):
+    """Commands arriving together share one raft append; each still gets
+    its own entry's outcome: its own Id, Seq and Index, and of eight creates
+    of one name on the leader exactly one succeeds."""
+    leader = wait_until(lambda: leader_of(nodes), 15, what="a leader")
+    follower = [n for n in nodes if n is not leader][0]
+    for round_ in range(3):
+        jobs = [(leader if i % 2 else follower, "b%d-%d" % (round_, i)) for i in range(16)]
+        jobs += [(leader, "same%d" % round_)] * 8
+        barrier = threading.Barrier(len(jobs))
+        results = [None] * len(jobs)
+
+        def send(i):
+            node, name = jobs[i]
+            c = node.client()
+            barrier.wait(5)
+            results[i] = c.command("directory.Create", {"Parent": "root", "Name": name})
+            c.close_conn()
+        threads = [threading.Thread(target=send, args=(i,)) for i in range(len(jobs))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(20)
+        distinct = [r for r in results[:16]]
+        check(all(r is not None and r.status == 200 for r in distinct), (round_, distinct))
+        bodies = [r.json() for r in distinct]
+        check(len({b["Index"] for b in bodies}) == 16 and len({b["Seq"] for b in bodies}) == 16,
+              bodies)
+        for (node, name), b in zip(jobs, bodies):
+            view = expect(leader.request("GET", "/api_v2/directories/%s?min_seq=%d"
+                                         % (b["Id"], b["Seq"])), 200).json()
+            check(view["Directory"]["Name"] == name, (name, view))
+        same = sorted(r.status for r in results[16:])
+        check(same == [200] + [409] * 7, (round_, results[16:]))
 
 
 def test_leader_kill9_loses_nothing(s):
