@@ -189,7 +189,7 @@ static uint64_t pending_index(const struct fsm *f, size_t off)
     return v;
 }
 
-static void fsm_drain(struct fsm *f)
+void fsm_apply_pending(struct fsm *f)
 {
     while (f->pending_off < f->pending.len) {
         struct raft_buffer buf;
@@ -206,7 +206,7 @@ static void fsm_drain(struct fsm *f)
 
 int fsm_flush(struct fsm *f)
 {
-    fsm_drain(f);
+    fsm_apply_pending(f);
     fsm_commit(f);
     return 0;
 }
@@ -243,6 +243,7 @@ int fsm_apply_entry(struct fsm *f, const struct raft_buffer *buf, uint64_t index
             fsm_fatal(f, "begin", index);
         }
         f->in_tx = 1;
+        f->tx_began_ms = util_mono_ms();
     }
     e = entry_decode(buf);
     if (e == NULL) {

@@ -58,6 +58,7 @@ struct fsm {
     size_t pending_off;
     int in_tx;
     unsigned tx_entries;
+    uint64_t tx_began_ms;   /* monotonic */
     /* The store's reader connection is in use by a snapshot or checkpoint. */
     int reader_busy;
     uint64_t snap_index, snap_seq, snap_started;
@@ -76,6 +77,9 @@ void fsm_use_sync_snapshots(struct fsm *f);
  * if any. The node calls it once per loop iteration; snapshot, restore and
  * close call it too. */
 int fsm_flush(struct fsm *f);
+
+/* Apply the deferred entries (in the open transaction, not committed). */
+void fsm_apply_pending(struct fsm *f);
 
 /* Queue committed entries in raft's apply callback and apply them in
  * fsm_flush (see struct fsm). Call before raft starts. */

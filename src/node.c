@@ -323,13 +323,44 @@ static void checkpoint_done(uv_work_t *w, int status)
     }
 }
 
-/* After each loop iteration's I/O: commit what apply wrote in it, and copy a
- * grown WAL back into the database off the loop thread (it fsyncs). */
+/* The read model commits at most every COMMIT_INTERVAL_MS (or
+ * COMMIT_ENTRIES entries): a commit writes every page the entries touched to
+ * the WAL, and under load most of them are the same pages again. Reads see
+ * applied entries at once (they share the writer's connection); durability
+ * is the raft log's, and a restart re-applies what the database lacks. */
+#define COMMIT_INTERVAL_MS 10
+#define COMMIT_ENTRIES 2048
+
+static void on_commit_due(uv_timer_t *t)
+{
+    struct node *node = t->data;
+    fsm_flush(&node->fsm);
+}
+
+static void commit_when_due(struct node *node)
+{
+    struct fsm *f = &node->fsm;
+    if (!f->in_tx) {
+        return;
+    }
+    if (f->tx_entries >= COMMIT_ENTRIES || util_mono_ms() - f->tx_began_ms >= COMMIT_INTERVAL_MS ||
+        node->stopping) {
+        uv_timer_stop(&node->commit);
+        fsm_flush(f);
+    } else if (!uv_is_active((uv_handle_t *)&node->commit)) {
+        uv_timer_start(&node->commit, on_commit_due, COMMIT_INTERVAL_MS, 0);
+    }
+}
+
+/* After each loop iteration's I/O: apply what raft committed in it, commit
+ * the read model when due, and copy a grown WAL back into the database off
+ * the loop thread (it fsyncs). */
 static void on_check(uv_check_t *h)
 {
     struct node *node = h->data;
     uint64_t applied;
-    fsm_flush(&node->fsm);
+    fsm_apply_pending(&node->fsm);
+    commit_when_due(node);
     applied = raft_last_applied(&node->cluster.raft);
     submit_flush(node);
     retention_pass(node);
@@ -354,6 +385,7 @@ static void cluster_closed(struct cluster *c)
     struct node *node = (struct node *)((char *)c - offsetof(struct node, cluster));
     log_info("raft closed");
     uv_check_stop(&node->flush);
+    uv_timer_stop(&node->commit);
     fsm_flush(&node->fsm);
     node->raft_closed = 1;
     if (!node->checkpointing) {
@@ -409,6 +441,8 @@ int node_run(const struct config *config)
     node.fsm.observer.on_commit = on_commit;
     node.fsm.observer.on_restore = on_restore;
     node.fsm.group_commit = 1;
+    uv_timer_init(&node.loop, &node.commit);
+    node.commit.data = &node;
     uv_check_init(&node.loop, &node.flush);
     node.flush.data = &node;
     uv_check_start(&node.flush, on_check);

@@ -26,7 +26,8 @@ struct node {
     struct push push;
     struct http_server http;
     uv_signal_t sigint, sigterm;
-    uv_check_t flush; /* commits the read model once per loop iteration */
+    uv_check_t flush; /* applies committed entries once per loop iteration */
+    uv_timer_t commit; /* commits the read model's open transaction when due */
     uv_work_t checkpoint;
     int checkpointing;
     int raft_closed;
