@@ -6,12 +6,15 @@
 #include <sys/stat.h>
 
 #include "log.h"
+#include "util.h"
 
 #define WATCH_INTERVAL_MS 50
-/* Followers learn the commit index from the next AppendEntries, so a
- * command forwarded from a follower waits up to one heartbeat for its local
- * apply: keep it short. */
+/* Raft ticks every TICK_MS (the heartbeat timeout at start fixes raft_uv's
+ * tick); the heartbeat timeout is then CLUSTER_HEARTBEAT_MS while idle and
+ * TICK_MS while commits are moving (see cluster_after_iteration). */
+#define TICK_MS 1
 #define CLUSTER_HEARTBEAT_MS 20
+#define FAST_HEARTBEAT_FOR_MS 100
 
 static void barrier_cb(struct raft_barrier *req, int status)
 {
@@ -41,6 +44,23 @@ static void watch_cb(uv_timer_t *t)
         log_info("lost leadership");
     }
     c->was_leader = leader;
+    if (c->fast_heartbeat && util_mono_ms() - c->commit_moved_ms > FAST_HEARTBEAT_FOR_MS) {
+        c->fast_heartbeat = 0;
+        raft_set_heartbeat_timeout(&c->raft, CLUSTER_HEARTBEAT_MS);
+    }
+}
+
+void cluster_after_iteration(struct cluster *c)
+{
+    if (c->raft.commit_index == c->seen_commit || raft_state(&c->raft) != RAFT_LEADER) {
+        return;
+    }
+    c->seen_commit = c->raft.commit_index;
+    c->commit_moved_ms = util_mono_ms();
+    if (!c->fast_heartbeat) {
+        c->fast_heartbeat = 1;
+        raft_set_heartbeat_timeout(&c->raft, TICK_MS);
+    }
 }
 
 static int mkdir_p(const char *path)
@@ -116,7 +136,7 @@ int cluster_start(struct cluster *c, uv_loop_t *loop, const struct config *confi
     }
     fsm->raft = &c->raft;
     raft_set_election_timeout(&c->raft, 1000);
-    raft_set_heartbeat_timeout(&c->raft, CLUSTER_HEARTBEAT_MS);
+    raft_set_heartbeat_timeout(&c->raft, TICK_MS);
     raft_set_pre_vote(&c->raft, true);
     raft_set_snapshot_threshold(&c->raft, config->snapshot_threshold);
     raft_set_snapshot_trailing(&c->raft, config->snapshot_threshold / 2 < 1024
@@ -153,6 +173,7 @@ int cluster_start(struct cluster *c, uv_loop_t *loop, const struct config *confi
         snprintf(err, err_size, "raft start: %s", raft_errmsg(&c->raft));
         goto err_raft;
     }
+    raft_set_heartbeat_timeout(&c->raft, CLUSTER_HEARTBEAT_MS);
     uv_timer_init(loop, &c->watch);
     c->watch.data = c;
     uv_timer_start(&c->watch, watch_cb, 0, WATCH_INTERVAL_MS);

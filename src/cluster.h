@@ -24,6 +24,9 @@ struct cluster {
     struct raft_barrier nudge;   /* see cluster_nudge */
     int nudge_pending;
     int was_leader;
+    raft_index seen_commit;      /* see cluster_after_iteration */
+    uint64_t commit_moved_ms;
+    int fast_heartbeat;
     int closing;
     void (*close_cb)(struct cluster *c);
     char raft_dir[CONFIG_PATH_MAX + 16];
@@ -63,6 +66,14 @@ int cluster_barrier(struct cluster *c, struct raft_barrier *req, raft_barrier_cb
  * they carry the commit index; a barrier is the entry that changes nothing.
  * At most one is in flight, so under load it costs nothing extra. */
 void cluster_nudge(struct cluster *c);
+
+/* Once per loop iteration. A follower learns that an entry is committed
+ * from the leader's next AppendEntries, and applies it at once only when
+ * that message carries no new entries (otherwise after writing them). So
+ * while commits are moving, the leader heartbeats every tick (1 ms): an
+ * event reaches subscribers on followers within about a millisecond of its
+ * commit. Idle, it heartbeats every CLUSTER_HEARTBEAT_MS. */
+void cluster_after_iteration(struct cluster *c);
 
 /* Close raft and its I/O; @cb fires when memory may be released. */
 void cluster_close(struct cluster *c, void (*cb)(struct cluster *c));

@@ -361,6 +361,7 @@ static void on_check(uv_check_t *h)
     uint64_t applied;
     fsm_apply_pending(&node->fsm);
     commit_when_due(node);
+    cluster_after_iteration(&node->cluster);
     applied = raft_last_applied(&node->cluster.raft);
     submit_flush(node);
     retention_pass(node);
