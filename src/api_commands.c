@@ -176,7 +176,7 @@ static void submit_command(struct node *node, h2o_req_t *req, const struct domai
     }
     p->node = node;
     req_ref_attach(&p->ref, req);
-    submit_entry(node, buf, 0, command_done, p);
+    submit_entry(node, buf, command_done, p);
 out:
     free(payload);
     if (msg != NULL) {

@@ -1,6 +1,7 @@
 /* Endpoints nodes use among themselves, authenticated with the cluster's
- * admin token: POST /internal/apply takes a framed log entry from a follower
- * and answers with its outcome once the leader has applied it. */
+ * admin token: POST /internal/apply appends a follower's framed log entries
+ * and answers with their index; POST /internal/barrier gives a follower a
+ * read index. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,88 +10,25 @@
 #include "node.h"
 #include "submit.h"
 
-/* A batch of entries from one follower: answered when every entry has its
- * outcome, as a JSON array in the order of the frames. */
-struct apply_batch {
-    struct req_ref ref;
-    struct node *node;
-    unsigned n, done;
-    struct apply_item {
-        struct apply_batch *batch;
-        int status;
-        uint64_t index;
-        int replayed;
-        char *body;
-        size_t len;
-    } items[];
-};
-
-static void apply_batch_answer(struct apply_batch *b)
+static void appended_cb(struct raft_apply *req, int status, void *result)
 {
-    h2o_req_t *req = req_ref_detach(&b->ref);
-    unsigned i;
-
-    if (req != NULL) {
-        struct buf out;
-        buf_init(&out);
-        buf_append_str(&out, "[");
-        for (i = 0; i < b->n; i++) {
-            struct apply_item *it = &b->items[i];
-            buf_append_str(&out, i == 0 ? "{\"Status\":" : ",{\"Status\":");
-            buf_append_int(&out, it->status);
-            buf_append_str(&out, ",\"Index\":");
-            buf_append_int(&out, (long long)it->index);
-            buf_append_str(&out, it->replayed ? ",\"Replayed\":true,\"Body\":"
-                                              : ",\"Replayed\":false,\"Body\":");
-            buf_append(&out, it->body, it->len);
-            buf_append_str(&out, "}");
-        }
-        buf_append_str(&out, "]");
-        http_reply_json(b->node, req, 200, out.data, out.len);
-        buf_free(&out);
-        /* the followers answer once they have applied these too */
-        cluster_nudge(&b->node->cluster);
-    }
-    for (i = 0; i < b->n; i++) {
-        free(b->items[i].body);
-    }
-    free(b);
-}
-
-static void apply_item_done(void *data, const struct submit_result *r)
-{
-    struct apply_item *it = data;
-    struct apply_batch *b = it->batch;
-
-    it->status = r->status;
-    it->index = r->index;
-    it->replayed = r->replayed;
-    it->body = malloc(r->len + 1);
-    if (it->body != NULL) {
-        memcpy(it->body, r->body, r->len);
-        it->len = r->len;
-    } else {
-        it->body = NULL;
-        it->len = 0;
-    }
-    if (it->len == 0) {
-        free(it->body);
-        it->body = strdup("{}");
-        it->len = 2;
-    }
-    if (++b->done == b->n) {
-        apply_batch_answer(b);
-    }
+    (void)status;
+    (void)result; /* the follower takes each outcome from its own apply */
+    free(req);
 }
 
 /* POST /internal/apply: log entries from a follower (frames back to back),
- * appended here verbatim. */
+ * appended here verbatim in one go. The answer is the index of the first,
+ * at once: the follower answers its clients as it applies the entries
+ * itself, and learns from that index if leadership changes lost them. */
 void api_internal_apply(struct node *node, h2o_req_t *req, char **params)
 {
     const uint8_t *p = (const uint8_t *)req->entity.base;
     size_t len = req->entity.len, off, n = 0, size;
-    struct apply_batch *b;
+    struct raft_buffer *bufs;
+    struct raft_apply *apply;
     unsigned i;
+    int rv;
 
     (void)params;
     if (!node_is_admin(node, req)) {
@@ -119,34 +57,44 @@ void api_internal_apply(struct node *node, h2o_req_t *req, char **params)
         http_reply_unavailable(node, req, "this node is not the leader; retry");
         return;
     }
-    b = calloc(1, sizeof *b + n * sizeof b->items[0]);
-    if (b == NULL) {
-        http_reply_error(node, req, ERR_INTERNAL, "out of memory");
+    bufs = calloc(n, sizeof *bufs);
+    apply = calloc(1, sizeof *apply);
+    for (i = 0, off = 0; bufs != NULL && apply != NULL && i < n; i++, off += size) {
+        size = entry_frame_size(p + off, len - off);
+        bufs[i].len = size;
+        bufs[i].base = raft_malloc(size);
+        if (bufs[i].base == NULL) {
+            break;
+        }
+        memcpy(bufs[i].base, p + off, size);
+    }
+    if (bufs == NULL || apply == NULL || i < n) {
+        rv = RAFT_NOMEM;
+    } else {
+        rv = cluster_submit(&node->cluster, apply, bufs, (unsigned)n, appended_cb);
+    }
+    if (rv != 0) {
+        for (i = 0; bufs != NULL && i < n; i++) {
+            raft_free(bufs[i].base);
+        }
+        free(bufs);
+        free(apply);
+        if (rv == RAFT_NOMEM) {
+            http_reply_error(node, req, ERR_INTERNAL, "out of memory");
+        } else {
+            http_reply_unavailable(node, req, "the log is not accepting commands now; retry");
+        }
         return;
     }
-    b->node = node;
-    b->n = (unsigned)n;
-    req_ref_attach(&b->ref, req);
-    for (i = 0, off = 0; i < n; i++, off += size) {
-        struct raft_buffer buf;
-        size = entry_frame_size(p + off, len - off);
-        b->items[i].batch = b;
-        buf.len = size;
-        buf.base = raft_malloc(size);
-        if (buf.base == NULL) {
-            static const char oom[] = "{\"Error\":\"out of memory\",\"Code\":\"unavailable\"}";
-            struct submit_result r;
-            memset(&r, 0, sizeof r);
-            r.status = 503;
-            r.body = oom;
-            r.len = sizeof oom - 1;
-            r.retry = 1;
-            apply_item_done(&b->items[i], &r);
-            continue;
-        }
-        memcpy(buf.base, p + off, size);
-        submit_entry(node, buf, 1, apply_item_done, &b->items[i]);
+    {
+        struct buf out;
+        buf_init(&out);
+        buf_appendf(&out, "{\"Index\":%llu,\"Count\":%u}", (unsigned long long)apply->index,
+                    (unsigned)n);
+        http_reply_json(node, req, 200, out.data, out.len);
+        buf_free(&out);
     }
+    free(bufs);
 }
 
 /* POST /internal/barrier: a follower's linearizable read. The leader appends

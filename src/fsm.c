@@ -233,6 +233,7 @@ int fsm_apply_entry(struct fsm *f, const struct raft_buffer *buf, uint64_t index
     f->result.status = 0;
     f->result.replayed = 0;
     f->result.index = index;
+    f->result.entry_hash = util_hash64(buf->base, buf->len);
     f->result.seq = f->last_seq;
     f->result.body.len = 0;
     if (index <= f->applied_index) {

@@ -15,12 +15,14 @@
 #include "util.h"
 
 /* The outcome of applying one entry, for the node that accepted it. Valid
- * only inside the raft_apply callback (raft calls it right after apply). */
+ * during the observer's on_commit call for that entry. Every node computes
+ * the same outcome from the same entry. */
 struct fsm_result {
     int status;        /* HTTP status; 0 when the entry was already applied */
     int replayed;      /* an Idempotency-Key replay */
     uint64_t seq;      /* last event seq after this entry */
     uint64_t index;    /* raft index of the entry */
+    uint64_t entry_hash; /* util_hash64 of the framed entry */
     struct buf body;   /* response body JSON */
 };
 

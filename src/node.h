@@ -37,6 +37,9 @@ struct node {
     struct fwd_batch *fwd_batch;     /* entries to forward at the end of this iteration */
     struct raft_batch *raft_batch;   /* entries to append at the end of this iteration */
     struct raft_batch *applying, *applying_tail; /* appended, waiting for their outcome */
+    struct submit_op **fwd_table;    /* forwarded, by entry fingerprint */
+    uint64_t leader_cache_id, leader_cache_ms;
+    char leader_cache_http[CONFIG_ADDR_MAX];
     uv_timer_t announce;            /* makes sure the cluster knows our HTTP address */
     uv_timer_t join;                /* --join: asks a member to add us */
     uv_idle_t wake_idle;            /* wakes stream subscribers in slices */

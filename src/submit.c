@@ -24,23 +24,25 @@ struct submit_op {
     int delivered;
     int backend_done;       /* raft callback or forward reply has fired */
     int closing;
-    uint64_t wait_index;    /* forwarded: deliver once applied here */
     struct raft_buffer entry; /* parked: no leader (or its address) known yet */
-    int local_only;
-    struct submit_result result;
-    struct buf body;        /* owns result.body while waiting */
-    struct submit_op *prev, *next; /* node->submit_waits */
+    /* forwarded: the entry's fingerprint, and its index once the leader
+     * has answered (node->submit_waits) */
+    uint64_t hash;
+    int fwd_waiting;        /* in node->fwd_table */
+    struct submit_op *hnext;
+    uint64_t wait_index;
+    struct submit_op *prev, *next; /* node->submit_waits or submit_parked */
 };
 
 static void unpark(struct submit_op *op);
 static void batch_add(struct node *node, const char *addr, struct submit_op *op,
                       struct raft_buffer buf);
+static void fwd_unlink(struct submit_op *op);
+static void fwd_match(struct node *node, const struct fsm_result *r);
 
 static void op_timer_closed(uv_handle_t *h)
 {
-    struct submit_op *op = h->data;
-    buf_free(&op->body);
-    free(op);
+    free(h->data);
 }
 
 static void op_release(struct submit_op *op)
@@ -80,7 +82,9 @@ static void unlink_wait(struct submit_op *op)
 {
     if (op->wait_index != 0) {
         list_remove(&op->node->submit_waits, op);
+        op->wait_index = 0;
     }
+    fwd_unlink(op);
 }
 
 static void deliver(struct submit_op *op, const struct submit_result *r)
@@ -241,6 +245,7 @@ void submit_result_applied(struct node *node, const struct fsm_result *r)
 {
     struct raft_batch *b = node->applying;
 
+    fwd_match(node, r);
     if (b == NULL) {
         return;
     }
@@ -334,49 +339,22 @@ static void raft_batch_add(struct node *node, struct submit_op *op, struct raft_
     }
 }
 
-/* The leader's answer for one forwarded entry (or the failure of the
- * request that carried it). */
-static void forwarded(struct submit_op *op, const struct forward_reply *reply)
-{
-    struct node *node = op->node;
-
-    op->backend_done = 1;
-    if (op->delivered) {
-        op_release(op);
-        return;
-    }
-    if (!reply->ok) {
-        log_warn("forward to leader failed: %s", reply->error);
-        deliver_unavailable(op, "the leader did not answer; the command may have been applied: "
-                                "retry with the same Idempotency-Key");
-        op_release(op);
-        return;
-    }
-    memset(&op->result, 0, sizeof op->result);
-    op->result.status = (int)reply->status;
-    op->result.replayed = reply->replayed;
-    op->result.index = reply->index;
-    op->result.retry = reply->status == 503;
-    buf_append(&op->body, reply->body, reply->len);
-    op->result.body = op->body.data ? op->body.data : "";
-    op->result.len = op->body.len;
-    if (reply->index == 0 || node->fsm.applied_index >= reply->index) {
-        deliver(op, &op->result);
-    } else {
-        /* Answer only once this node has applied it: read-your-writes. */
-        op->wait_index = reply->index;
-        list_push(&node->submit_waits, op);
-    }
-    op_release(op);
-}
-
-/* ---- forwarding in batches ----
+/* ---- forwarding in batches (another node leads) ----
  * Entries forwarded in one loop iteration go to the leader in one request
- * (frames back to back); it answers with one result per entry, in order.
- * One HTTP exchange per batch instead of per command. */
+ * (frames back to back). The leader appends them and answers at once with
+ * the index of the first; it does not wait for the commit. Each entry's
+ * outcome is then taken from this node's own FSM as it applies the entry
+ * (every node computes the same outcome from the same entry), found by the
+ * entry's fingerprint. So the answer comes once this node has applied the
+ * command (read-your-writes here), without a second hop for the result. */
 
 #define FORWARD_BATCH_MAX 256
 #define FORWARD_BATCH_BYTES (512 * 1024)
+#define FWD_BUCKETS 1024
+
+#define OUTCOME_UNKNOWN                                                                      \
+    "the leader changed before the command's outcome was known; it may have been "           \
+    "applied: retry with the same Idempotency-Key"
 
 struct fwd_batch {
     struct node *node;
@@ -386,6 +364,74 @@ struct fwd_batch {
     unsigned n, cap;
 };
 
+static struct submit_op **fwd_bucket(struct node *node, uint64_t hash)
+{
+    return &node->fwd_table[hash & (FWD_BUCKETS - 1)];
+}
+
+static void fwd_unlink(struct submit_op *op)
+{
+    struct submit_op **p;
+    if (!op->fwd_waiting) {
+        return;
+    }
+    op->fwd_waiting = 0;
+    for (p = fwd_bucket(op->node, op->hash); *p != NULL; p = &(*p)->hnext) {
+        if (*p == op) {
+            *p = op->hnext;
+            break;
+        }
+    }
+    op->hnext = NULL;
+}
+
+/* Wait for the entry with @op's fingerprint to be applied here. Appended at
+ * the bucket's tail: byte-identical entries match in submission order. */
+static int fwd_wait(struct submit_op *op, const struct raft_buffer *buf)
+{
+    struct node *node = op->node;
+    struct submit_op **p;
+    if (node->fwd_table == NULL) {
+        node->fwd_table = calloc(FWD_BUCKETS, sizeof *node->fwd_table);
+        if (node->fwd_table == NULL) {
+            return -1;
+        }
+    }
+    op->hash = util_hash64(buf->base, buf->len);
+    for (p = fwd_bucket(node, op->hash); *p != NULL; p = &(*p)->hnext) {
+    }
+    op->hnext = NULL;
+    *p = op;
+    op->fwd_waiting = 1;
+    return 0;
+}
+
+static void fwd_match(struct node *node, const struct fsm_result *r)
+{
+    struct submit_op *op;
+    struct submit_result out;
+
+    if (node->fwd_table == NULL) {
+        return;
+    }
+    for (op = *fwd_bucket(node, r->entry_hash); op != NULL; op = op->hnext) {
+        if (op->hash == r->entry_hash) {
+            break;
+        }
+    }
+    if (op == NULL || r->status == 0) {
+        return;
+    }
+    memset(&out, 0, sizeof out);
+    out.status = r->status;
+    out.body = r->body.data;
+    out.len = r->body.len;
+    out.replayed = r->replayed;
+    out.index = r->index;
+    deliver(op, &out); /* unlinks it */
+    op_release(op);
+}
+
 static void batch_free(struct fwd_batch *b)
 {
     buf_free(&b->body);
@@ -393,57 +439,73 @@ static void batch_free(struct fwd_batch *b)
     free(b);
 }
 
-static void batch_fail(struct fwd_batch *b, const char *error)
+/* The request that carried @b is over: the batch lets go of its ops. */
+static void batch_finish(struct fwd_batch *b, const struct forward_reply *refused,
+                         const char *unknown)
 {
-    struct forward_reply reply;
     unsigned i;
-    memset(&reply, 0, sizeof reply);
-    reply.error = error;
     for (i = 0; i < b->n; i++) {
-        forwarded(b->ops[i], &reply);
+        struct submit_op *op = b->ops[i];
+        op->backend_done = 1;
+        if (!op->delivered && refused != NULL) {
+            /* the leader refused the batch: nothing of it was appended */
+            struct submit_result r;
+            memset(&r, 0, sizeof r);
+            r.status = (int)refused->status;
+            r.body = refused->len ? refused->body : "{}";
+            r.len = refused->len ? refused->len : 2;
+            r.retry = refused->status == 503;
+            deliver(op, &r);
+        } else if (!op->delivered && unknown != NULL) {
+            deliver_unavailable(op, unknown);
+        }
+        op_release(op);
     }
+    batch_free(b);
 }
 
 static void batch_done(void *data, const struct forward_reply *reply)
 {
     struct fwd_batch *b = data;
-    cJSON *arr = NULL;
+    struct node *node = b->node;
+    cJSON *answer = NULL, *first;
     unsigned i;
 
-    if (reply->ok && reply->status == 200) {
-        arr = cJSON_ParseWithLength(reply->body, reply->len);
-    }
-    if (arr == NULL || !cJSON_IsArray(arr) || (unsigned)cJSON_GetArraySize(arr) != b->n) {
-        if (reply->ok && reply->status != 200) {
-            /* the leader refused the whole batch (e.g. it is no longer the
-             * leader): every entry gets its answer */
-            for (i = 0; i < b->n; i++) {
-                forwarded(b->ops[i], reply);
-            }
-        } else {
-            batch_fail(b, reply->ok ? "malformed batch answer" : reply->error);
-        }
-        cJSON_Delete(arr);
-        batch_free(b);
+    if (!reply->ok) {
+        log_warn("forward to leader failed: %s", reply->error);
+        batch_finish(b, NULL,
+                     "the leader did not answer; the command may have been applied: "
+                     "retry with the same Idempotency-Key");
         return;
     }
-    for (i = 0; i < b->n; i++) {
-        cJSON *item = cJSON_GetArrayItem(arr, (int)i);
-        cJSON *body = cJSON_GetObjectItem(item, "Body");
-        char *text = cJSON_PrintUnformatted(body);
-        struct forward_reply one;
-        memset(&one, 0, sizeof one);
-        one.ok = 1;
-        one.status = (long)cJSON_GetNumberValue(cJSON_GetObjectItem(item, "Status"));
-        one.index = (uint64_t)cJSON_GetNumberValue(cJSON_GetObjectItem(item, "Index"));
-        one.replayed = cJSON_IsTrue(cJSON_GetObjectItem(item, "Replayed"));
-        one.body = text != NULL ? text : "{}";
-        one.len = strlen(one.body);
-        forwarded(b->ops[i], &one);
-        free(text);
+    if (reply->status != 200) {
+        batch_finish(b, reply, NULL);
+        return;
     }
-    cJSON_Delete(arr);
-    batch_free(b);
+    answer = cJSON_ParseWithLength(reply->body, reply->len);
+    first = cJSON_GetObjectItem(answer, "Index");
+    if (!cJSON_IsNumber(first) || first->valuedouble < 1) {
+        cJSON_Delete(answer);
+        batch_finish(b, NULL, "malformed answer from the leader; the command may have been "
+                              "applied: retry with the same Idempotency-Key");
+        return;
+    }
+    /* Each entry is at its index unless leadership changes; once this node
+     * has applied an index and the entry there was not ours, ours is gone. */
+    for (i = 0; i < b->n; i++) {
+        struct submit_op *op = b->ops[i];
+        if (op->delivered) {
+            continue;
+        }
+        op->wait_index = (uint64_t)first->valuedouble + i;
+        if (node->fsm.applied_index >= op->wait_index) {
+            deliver_unavailable(op, OUTCOME_UNKNOWN);
+        } else {
+            list_push(&node->submit_waits, op);
+        }
+    }
+    cJSON_Delete(answer);
+    batch_finish(b, NULL, NULL);
 }
 
 void submit_flush(struct node *node)
@@ -461,18 +523,16 @@ void submit_flush(struct node *node)
     node->fwd_batch = NULL;
     if (forward_post(&node->forward, b->addr, INTERNAL_APPLY_PATH, b->body.data, b->body.len,
                      node->config.command_timeout_ms, batch_done, b) != 0) {
-        batch_fail(b, "cannot reach the leader");
-        batch_free(b);
+        batch_finish(b, NULL, "cannot reach the leader; retry");
     }
 }
 
 static void batch_add_failed(struct submit_op *op, struct raft_buffer buf)
 {
-    struct forward_reply reply;
     raft_free(buf.base);
-    memset(&reply, 0, sizeof reply);
-    reply.error = "out of memory";
-    forwarded(op, &reply);
+    op->backend_done = 1;
+    deliver_unavailable(op, "out of memory; retry");
+    op_release(op);
 }
 
 static void batch_add(struct node *node, const char *addr, struct submit_op *op,
@@ -504,13 +564,21 @@ static void batch_add(struct node *node, const char *addr, struct submit_op *op,
         b->ops = ops;
         b->cap = cap;
     }
+    if (fwd_wait(op, &buf) != 0 || buf_append(&b->body, buf.base, buf.len) != 0) {
+        fwd_unlink(op);
+        batch_add_failed(op, buf);
+        return;
+    }
     b->ops[b->n++] = op;
-    buf_append(&b->body, buf.base, buf.len);
     raft_free(buf.base);
     if (b->n >= FORWARD_BATCH_MAX || b->body.len >= FORWARD_BATCH_BYTES) {
         submit_flush(node);
     }
 }
+
+/* The leader's HTTP address is looked up again at least this often (it
+ * changes only when a node restarts with another --http). */
+#define LEADER_CACHE_MS 200
 
 static void park(struct submit_op *op)
 {
@@ -538,25 +606,26 @@ static int try_send(struct submit_op *op)
     {
         uint64_t leader = cluster_leader_id(&node->cluster);
         char raft_addr[CONFIG_ADDR_MAX], http_addr[CONFIG_ADDR_MAX];
-        if (op->local_only) {
-            raft_free(buf.base);
-            op->entry.base = NULL;
-            op->backend_done = 1;
-            deliver_unavailable(op, "this node is not the leader; retry");
-            op_release(op);
-            return 0;
-        }
-        if (leader == 0 || !store_node_addresses(&node->store, leader, raft_addr, http_addr,
-                                                 sizeof http_addr)) {
+        if (leader == 0) {
             return 1;
         }
+        if (leader != node->leader_cache_id ||
+            util_mono_ms() - node->leader_cache_ms > LEADER_CACHE_MS) {
+            if (!store_node_addresses(&node->store, leader, raft_addr, http_addr,
+                                      sizeof http_addr)) {
+                return 1;
+            }
+            node->leader_cache_id = leader;
+            node->leader_cache_ms = util_mono_ms();
+            util_copy(node->leader_cache_http, sizeof node->leader_cache_http, http_addr);
+        }
         op->entry.base = NULL;
-        batch_add(node, http_addr, op, buf);
+        batch_add(node, node->leader_cache_http, op, buf);
         return 0;
     }
 }
 
-void submit_entry(struct node *node, struct raft_buffer buf, int local_only, submit_cb cb,
+void submit_entry(struct node *node, struct raft_buffer buf, submit_cb cb,
                   void *data)
 {
     struct submit_op *op = calloc(1, sizeof *op);
@@ -577,8 +646,6 @@ void submit_entry(struct node *node, struct raft_buffer buf, int local_only, sub
     op->cb = cb;
     op->data = data;
     op->entry = buf;
-    op->local_only = local_only;
-    buf_init(&op->body);
     uv_timer_init(&node->loop, &op->timer);
     op->timer.data = op;
     uv_timer_start(&op->timer, op_timeout, node->config.command_timeout_ms, 0);
@@ -606,7 +673,8 @@ void submit_applied(struct node *node, uint64_t index)
     while (op != NULL) {
         struct submit_op *next = op->next;
         if (op->wait_index <= index) {
-            deliver(op, &op->result);
+            /* applied here, and the entry at its index was not this one */
+            deliver_unavailable(op, OUTCOME_UNKNOWN);
             op_release(op);
         }
         op = next;
@@ -628,6 +696,15 @@ void submit_abort_all(struct node *node)
         struct submit_op *op = node->submit_waits;
         deliver_unavailable(op, "the node is stopping; retry on another node");
         op_release(op);
+    }
+    if (node->fwd_table != NULL) {
+        unsigned i;
+        for (i = 0; i < FWD_BUCKETS; i++) {
+            while (node->fwd_table[i] != NULL) {
+                /* still with its forward request, which the stop abandons */
+                deliver_unavailable(node->fwd_table[i], OUTCOME_UNKNOWN);
+            }
+        }
     }
 }
 
@@ -652,6 +729,6 @@ int submit_message(struct node *node, const char *command, const ProtobufCMessag
     if (rv != 0) {
         return -1;
     }
-    submit_entry(node, buf, 0, cb, data);
+    submit_entry(node, buf, cb, data);
     return 0;
 }

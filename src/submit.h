@@ -24,11 +24,9 @@ struct submit_result {
 /* Called once per submission, on the loop. @r is valid during the call. */
 typedef void (*submit_cb)(void *data, const struct submit_result *r);
 
-/* Submit the framed entry @buf (raft_malloc'ed; always taken). With
- * @local_only the entry is never forwarded (the leader's internal endpoint).
- * @cb fires exactly once, possibly before this returns. */
-void submit_entry(struct node *node, struct raft_buffer buf, int local_only, submit_cb cb,
-                  void *data);
+/* Submit the framed entry @buf (raft_malloc'ed; always taken). @cb fires
+ * exactly once, possibly before this returns. */
+void submit_entry(struct node *node, struct raft_buffer buf, submit_cb cb, void *data);
 
 /* Frame @msg as the entry of @command (accepted by this node, now) and
  * submit it. Returns 0, or -1 when out of memory (then no @cb). */

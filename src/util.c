@@ -245,3 +245,15 @@ char *buf_steal(struct buf *b)
     buf_init(b);
     return data;
 }
+
+uint64_t util_hash64(const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    uint64_t h = 14695981039346656037ULL;
+    size_t i;
+    for (i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}

@@ -21,6 +21,9 @@ void util_random_id(char *out, size_t len);
 /* SHA-256 of @data into @digest (32 bytes). */
 void util_sha256(const void *data, size_t len, uint8_t digest[32]);
 
+/* FNV-1a, 64 bits: a cheap fingerprint (not for anything adversarial). */
+uint64_t util_hash64(const void *data, size_t len);
+
 /* Lower-case hex of @len bytes into @out (2 * len + 1 bytes). */
 void util_hex(const uint8_t *data, size_t len, char *out);
 
