@@ -138,10 +138,20 @@ int cluster_start(struct cluster *c, uv_loop_t *loop, const struct config *confi
     raft_set_election_timeout(&c->raft, 1000);
     raft_set_heartbeat_timeout(&c->raft, TICK_MS);
     raft_set_pre_vote(&c->raft, true);
-    raft_set_snapshot_threshold(&c->raft, config->snapshot_threshold);
-    raft_set_snapshot_trailing(&c->raft, config->snapshot_threshold / 2 < 1024
-                                             ? config->snapshot_threshold / 2
-                                             : 1024);
+    {
+        /* Trailing entries kept after a snapshot let a follower a little
+         * behind catch up from the log instead of installing a snapshot. */
+        unsigned threshold = config->snapshot_threshold, trailing;
+        if (threshold == 0) {
+            threshold = FSM_SNAPSHOT_THRESHOLD_MIN;
+            fsm->snapshot_auto = 1;
+            trailing = 8192;
+        } else {
+            trailing = threshold / 2 < 1024 ? threshold / 2 : 1024;
+        }
+        raft_set_snapshot_threshold(&c->raft, threshold);
+        raft_set_snapshot_trailing(&c->raft, trailing);
+    }
 
     /* Bootstrap only a pristine directory; otherwise resume from it. */
     raft_configuration_init(&conf);

@@ -14,7 +14,7 @@ void config_defaults(struct config *c)
     snprintf(c->data_dir, sizeof c->data_dir, "./varasto-data");
     snprintf(c->raft, sizeof c->raft, "127.0.0.1:7066");
     snprintf(c->http, sizeof c->http, "127.0.0.1:8066");
-    c->snapshot_threshold = 16384;
+    c->snapshot_threshold = 0; /* automatic */
     c->heartbeat_ms = 15000;
     c->min_seq_timeout_ms = 5000;
     c->command_timeout_ms = 10000;

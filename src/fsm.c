@@ -173,6 +173,9 @@ static void fsm_commit(struct fsm *f)
     }
     f->in_tx = 0;
     f->tx_entries = 0;
+    if (store_meta_set_applied(f->store, f->applied_index, f->last_seq) != 0) {
+        fsm_fatal(f, "write", f->applied_index);
+    }
     if (store_commit(f->store) != 0) {
         fsm_fatal(f, "commit", f->applied_index);
     }
@@ -259,10 +262,8 @@ int fsm_apply_entry(struct fsm *f, const struct raft_buffer *buf, uint64_t index
     if (ctx.seq < f->last_seq) {
         ctx.seq = f->last_seq;
     }
-    /* The entry's index goes into the same transaction as its effects. */
-    if (store_meta_set_applied(f->store, index, ctx.seq) != 0) {
-        fsm_fatal(f, "write", index);
-    }
+    /* The entry's index goes into the same transaction as its effects: the
+     * applied row is written once, when the transaction commits. */
     f->applied_index = index;
     f->last_seq = ctx.seq;
     f->result.seq = ctx.seq;
@@ -396,6 +397,12 @@ static int fsm_snapshot_finalize(struct raft_fsm *rf, struct raft_buffer *bufs[]
             log_info("snapshot at index %llu, seq %llu, %zu bytes, %llu ms",
                      (unsigned long long)f->snap_index, (unsigned long long)f->snap_seq,
                      (*bufs)[0].len, (unsigned long long)(util_mono_ms() - f->snap_started));
+            if (f->snapshot_auto) {
+                size_t t = (*bufs)[0].len / FSM_SNAPSHOT_BYTES_PER_ENTRY;
+                t = t < FSM_SNAPSHOT_THRESHOLD_MIN ? FSM_SNAPSHOT_THRESHOLD_MIN : t;
+                t = t > FSM_SNAPSHOT_THRESHOLD_MAX ? FSM_SNAPSHOT_THRESHOLD_MAX : t;
+                raft_set_snapshot_threshold(f->raft, (unsigned)t);
+            }
         } else {
             log_warn("snapshot at index %llu failed: %s", (unsigned long long)f->snap_index,
                      f->store->reader_errmsg);

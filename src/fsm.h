@@ -28,6 +28,14 @@ struct fsm_result {
 
 struct fsm;
 
+/* A snapshot copies the whole read model, so with a fixed threshold its
+ * cost per entry grows with the database. The automatic threshold keeps it
+ * near FSM_SNAPSHOT_BYTES_PER_ENTRY copied per entry applied, and bounds the
+ * entries raft holds in memory between snapshots. */
+#define FSM_SNAPSHOT_THRESHOLD_MIN 65536
+#define FSM_SNAPSHOT_THRESHOLD_MAX 262144
+#define FSM_SNAPSHOT_BYTES_PER_ENTRY 1024
+
 /* Called on the loop after each entry's transaction commits. */
 struct fsm_observer {
     void *data;
@@ -61,6 +69,10 @@ struct fsm {
     int in_tx;
     unsigned tx_entries;
     uint64_t tx_began_ms;   /* monotonic */
+    /* Automatic snapshot threshold: after each snapshot, raft's threshold
+     * becomes its size over FSM_SNAPSHOT_BYTES_PER_ENTRY, within
+     * [FSM_SNAPSHOT_THRESHOLD_MIN, FSM_SNAPSHOT_THRESHOLD_MAX]. */
+    int snapshot_auto;
     /* The store's reader connection is in use by a snapshot or checkpoint. */
     int reader_busy;
     uint64_t snap_index, snap_seq, snap_started;
