@@ -166,6 +166,14 @@ static void fsm_fatal(struct fsm *f, const char *what, uint64_t index)
     abort();
 }
 
+unsigned fsm_snapshot_threshold_for(size_t snapshot_bytes)
+{
+    size_t t = snapshot_bytes / FSM_SNAPSHOT_BYTES_PER_ENTRY;
+    t = t < FSM_SNAPSHOT_THRESHOLD_MIN ? FSM_SNAPSHOT_THRESHOLD_MIN : t;
+    t = t > FSM_SNAPSHOT_THRESHOLD_MAX ? FSM_SNAPSHOT_THRESHOLD_MAX : t;
+    return (unsigned)t;
+}
+
 static void fsm_commit(struct fsm *f)
 {
     if (!f->in_tx) {
@@ -398,10 +406,7 @@ static int fsm_snapshot_finalize(struct raft_fsm *rf, struct raft_buffer *bufs[]
                      (unsigned long long)f->snap_index, (unsigned long long)f->snap_seq,
                      (*bufs)[0].len, (unsigned long long)(util_mono_ms() - f->snap_started));
             if (f->snapshot_auto) {
-                size_t t = (*bufs)[0].len / FSM_SNAPSHOT_BYTES_PER_ENTRY;
-                t = t < FSM_SNAPSHOT_THRESHOLD_MIN ? FSM_SNAPSHOT_THRESHOLD_MIN : t;
-                t = t > FSM_SNAPSHOT_THRESHOLD_MAX ? FSM_SNAPSHOT_THRESHOLD_MAX : t;
-                raft_set_snapshot_threshold(f->raft, (unsigned)t);
+                raft_set_snapshot_threshold(f->raft, fsm_snapshot_threshold_for((*bufs)[0].len));
             }
         } else {
             log_warn("snapshot at index %llu failed: %s", (unsigned long long)f->snap_index,

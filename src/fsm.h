@@ -99,6 +99,9 @@ void fsm_apply_pending(struct fsm *f);
  * fsm_flush (see struct fsm). Call before raft starts. */
 void fsm_defer_apply(struct fsm *f);
 
+/* The automatic snapshot threshold after a snapshot of @snapshot_bytes. */
+unsigned fsm_snapshot_threshold_for(size_t snapshot_bytes);
+
 /* Raft's applied index as far as the read model has caught up with it:
  * entries still queued by a deferred apply do not count. */
 uint64_t fsm_applied_raft_index(const struct fsm *f);
