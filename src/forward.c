@@ -96,8 +96,10 @@ static int timer_function(CURLM *multi, long timeout_ms, void *userp)
     if (timeout_ms < 0) {
         uv_timer_stop(&f->timer);
     } else {
-        /* 0 means "as soon as possible": let the loop turn once. */
-        uv_timer_start(&f->timer, on_timer, (uint64_t)(timeout_ms == 0 ? 1 : timeout_ms), 0);
+        /* 0 means "as soon as possible": the next loop iteration (this is
+         * called from inside curl, which must not be re-entered). A 1 ms
+         * timer here delayed every forwarded batch by up to a millisecond. */
+        uv_timer_start(&f->timer, on_timer, (uint64_t)timeout_ms, 0);
     }
     return 0;
 }
