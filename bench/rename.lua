@@ -1,6 +1,8 @@
 -- wrk script: directory.Rename against one directory per wrk thread, each
 -- request a new name so every command changes state and produces an event.
--- Env: BENCH_TOKEN (bearer token), BENCH_DIRS (comma-separated ids).
+-- Env: BENCH_TOKEN (bearer token), BENCH_DIRS (comma-separated ids),
+-- BENCH_PREFIX (names start with it; one per run, so that no run renames a
+-- directory to a name a sibling kept from an earlier run).
 local dirs = {}
 for id in string.gmatch(os.getenv("BENCH_DIRS") or "", "[^,]+") do
   table.insert(dirs, id)
@@ -14,6 +16,7 @@ function setup(thread)
 end
 
 local counter = 0
+local prefix = os.getenv("BENCH_PREFIX") or "t"
 local headers = {
   ["Authorization"] = "Bearer " .. (os.getenv("BENCH_TOKEN") or ""),
   ["Content-Type"] = "application/json",
@@ -21,7 +24,7 @@ local headers = {
 
 function request()
   counter = counter + 1
-  local body = string.format('{"Id":"%s","Name":"t%d-%d"}', dir, tid, counter)
+  local body = string.format('{"Id":"%s","Name":"%s%d-%d"}', dir, prefix, tid, counter)
   return wrk.format("POST", "/command/directory.Rename", headers, body)
 end
 
