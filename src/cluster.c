@@ -14,6 +14,14 @@
  * TICK_MS while commits are moving (see cluster_after_iteration). */
 #define TICK_MS 1
 #define CLUSTER_HEARTBEAT_MS 20
+/* While commits move, every tick sends each follower an AppendEntries with
+ * the commit index, even right after one that carried entries (a follower
+ * applies those only after writing them). */
+#define FAST_HEARTBEAT_MS 0
+/* raft 0.15's replication state of a follower (src/progress.h): in probe
+ * state every heartbeat resends all entries from the follower's next index,
+ * so fast heartbeats must wait until every follower is streaming. */
+#define RAFT_PROGRESS_PROBE 0
 #define FAST_HEARTBEAT_FOR_MS 100
 
 static void barrier_cb(struct raft_barrier *req, int status)
@@ -50,16 +58,41 @@ static void watch_cb(uv_timer_t *t)
     }
 }
 
+static int any_follower_probing(struct raft *r)
+{
+    unsigned i;
+    if (r->leader_state.progress == NULL) {
+        return 1;
+    }
+    for (i = 0; i < r->configuration.n; i++) {
+        if (r->configuration.servers[i].id != r->id &&
+            r->leader_state.progress[i].state == RAFT_PROGRESS_PROBE) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 void cluster_after_iteration(struct cluster *c)
 {
-    if (c->raft.commit_index == c->seen_commit || raft_state(&c->raft) != RAFT_LEADER) {
+    if (raft_state(&c->raft) != RAFT_LEADER) {
+        return;
+    }
+    if (any_follower_probing(&c->raft)) {
+        if (c->fast_heartbeat) {
+            c->fast_heartbeat = 0;
+            raft_set_heartbeat_timeout(&c->raft, CLUSTER_HEARTBEAT_MS);
+        }
+        return;
+    }
+    if (c->raft.commit_index == c->seen_commit) {
         return;
     }
     c->seen_commit = c->raft.commit_index;
     c->commit_moved_ms = util_mono_ms();
     if (!c->fast_heartbeat) {
         c->fast_heartbeat = 1;
-        raft_set_heartbeat_timeout(&c->raft, TICK_MS);
+        raft_set_heartbeat_timeout(&c->raft, FAST_HEARTBEAT_MS);
     }
 }
 

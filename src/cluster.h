@@ -70,9 +70,10 @@ void cluster_nudge(struct cluster *c);
 /* Once per loop iteration. A follower learns that an entry is committed
  * from the leader's next AppendEntries, and applies it at once only when
  * that message carries no new entries (otherwise after writing them). So
- * while commits are moving, the leader heartbeats every tick (1 ms): an
+ * while commits are moving (and every follower is streaming, not probing),
+ * the leader sends every follower an AppendEntries at every tick (1 ms): an
  * event reaches subscribers on followers within about a millisecond of its
- * commit. Idle, it heartbeats every CLUSTER_HEARTBEAT_MS. */
+ * commit. Otherwise it heartbeats every CLUSTER_HEARTBEAT_MS. */
 void cluster_after_iteration(struct cluster *c);
 
 /* Close raft and its I/O; @cb fires when memory may be released. */

@@ -263,10 +263,13 @@ def test_membership_changes(s):
     check("restored snapshot" in fourth.read_log(), "the new node installed a snapshot")
     root = fourth.request("GET", "/api_v2/directories/root?min_seq=%d" % seq).json()
     check(len(root["SubDirectories"]) == 300)
+    # the role is raft's configuration; the address is recorded through the
+    # log right after the promotion
     members = wait_until(lambda: [m for m in leader.request("GET", "/api_v2/nodes").json()
-                                  if m["Id"] == 4 and m["Role"] == "voter"], 15,
-                         what="node 4 to be a voter")
-    check(members[0]["HttpAddress"] == fourth.http_addr)
+                                  if m["Id"] == 4 and m["Role"] == "voter" and
+                                  m["HttpAddress"] == fourth.http_addr], 15,
+                         what="node 4 to be a voter with its address")
+    check(members[0]["RaftAddress"] == "127.0.0.1:%d" % fourth.raft_port, members)
     added = [e for e in leader.request("GET", "/api_v2/events?types=cluster.&limit=10000").json()]
     check(added and added[-1]["Type"] == "cluster.NodeAdded" and added[-1]["Data"]["Id"] == 4, added)
     # it takes commands too (forwarded to the leader)
