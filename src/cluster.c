@@ -65,7 +65,9 @@ static int any_follower_probing(struct raft *r)
         return 1;
     }
     for (i = 0; i < r->configuration.n; i++) {
-        if (r->configuration.servers[i].id != r->id &&
+        const struct raft_server *s = &r->configuration.servers[i];
+        /* raft does not replicate to spares */
+        if (s->id != r->id && s->role != RAFT_SPARE &&
             r->leader_state.progress[i].state == RAFT_PROGRESS_PROBE) {
             return 1;
         }
