@@ -14,7 +14,6 @@ struct forward_req {
     struct curl_slist *headers;
     struct buf body;
     uint64_t index;
-    int replayed;
     forward_cb cb;
     void *data;
     char url[256];
@@ -45,7 +44,6 @@ static void check_done(struct forward *f)
             reply.ok = 1;
             curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &reply.status);
             reply.index = r->index;
-            reply.replayed = r->replayed;
             reply.body = r->body.data ? r->body.data : "";
             reply.len = r->body.len;
         } else {
@@ -184,8 +182,6 @@ static size_t on_header(char *ptr, size_t size, size_t n, void *userp)
     size_t len = size * n;
     if (len > 16 && strncasecmp(ptr, "x-varasto-index:", 16) == 0) {
         r->index = strtoull(ptr + 16, NULL, 10);
-    } else if (len > 20 && strncasecmp(ptr, "idempotent-replayed:", 20) == 0) {
-        r->replayed = strstr(ptr + 20, "true") != NULL;
     }
     return len;
 }

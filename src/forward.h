@@ -15,8 +15,7 @@
 struct forward_reply {
     int ok;               /* 0: no answer (connection failed, timed out) */
     long status;          /* HTTP status from the leader */
-    uint64_t index;       /* X-Varasto-Index: the entry's raft index, or 0 */
-    int replayed;         /* Idempotent-Replayed: true */
+    uint64_t index;       /* X-Varasto-Index (a read index from /internal/barrier), or 0 */
     const char *body;
     size_t len;
     const char *error;    /* when !ok */

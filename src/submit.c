@@ -115,15 +115,21 @@ static void deliver_unavailable(struct submit_op *op, const char *message)
     buf_free(&b);
 }
 
+/* Nothing will answer for @op any more but this 503: let it go. */
+static void finish_unavailable(struct submit_op *op, const char *message)
+{
+    op->backend_done = 1;
+    deliver_unavailable(op, message);
+    op_release(op);
+}
+
 /* Answer a parked op (its entry was never sent) and let it go. */
 static void fail_parked(struct submit_op *op, const char *message)
 {
     unpark(op);
     raft_free(op->entry.base);
     op->entry.base = NULL;
-    op->backend_done = 1;
-    deliver_unavailable(op, message);
-    op_release(op);
+    finish_unavailable(op, message);
 }
 
 static void op_timeout(uv_timer_t *t)
@@ -142,23 +148,22 @@ static void op_timeout(uv_timer_t *t)
     op_release(op);
 }
 
+#define LOST_LEADERSHIP                                                                      \
+    "leadership was lost; the command may have been applied: retry with the same "           \
+    "Idempotency-Key"
+
+/* Answer @op with the outcome this node's FSM computed for its entry
+ * (r->status is not 0: the entry was applied here just now). */
 static void deliver_fsm_result(struct submit_op *op, const struct fsm_result *r)
 {
-    op->backend_done = 1;
-    if (r->status == 0) {
-        deliver_unavailable(op, "leadership was lost; the command may have been applied: "
-                                "retry with the same Idempotency-Key");
-    } else {
-        struct submit_result out;
-        memset(&out, 0, sizeof out);
-        out.status = r->status;
-        out.body = r->body.data;
-        out.len = r->body.len;
-        out.replayed = r->replayed;
-        out.index = r->index;
-        deliver(op, &out);
-    }
-    op_release(op);
+    struct submit_result out;
+    memset(&out, 0, sizeof out);
+    out.status = r->status;
+    out.body = r->body.data;
+    out.len = r->body.len;
+    out.replayed = r->replayed;
+    out.index = r->index;
+    deliver(op, &out);
 }
 
 /* ---- appending in batches (this node leads) ----
@@ -214,20 +219,13 @@ static void raft_batch_dequeue(struct raft_batch *b)
 static void raft_batch_fail(struct raft_batch *b, const char *message)
 {
     while (b->done < b->n) {
-        struct submit_op *op = b->ops[b->done++];
-        op->backend_done = 1;
-        deliver_unavailable(op, message);
-        op_release(op);
+        finish_unavailable(b->ops[b->done++], message);
     }
     if (b->queued) {
         raft_batch_dequeue(b);
     }
     raft_batch_release(b);
 }
-
-#define LOST_LEADERSHIP                                                                      \
-    "leadership was lost; the command may have been applied: retry with the same "           \
-    "Idempotency-Key"
 
 static void raft_batch_cb(struct raft_apply *req, int status, void *result)
 {
@@ -244,6 +242,7 @@ static void raft_batch_cb(struct raft_apply *req, int status, void *result)
 void submit_result_applied(struct node *node, const struct fsm_result *r)
 {
     struct raft_batch *b = node->applying;
+    struct submit_op *op;
 
     fwd_match(node, r);
     if (b == NULL) {
@@ -262,12 +261,16 @@ void submit_result_applied(struct node *node, const struct fsm_result *r)
         return;
     }
     while (b->first + b->done < r->index) {
-        struct submit_op *op = b->ops[b->done++];
-        op->backend_done = 1;
-        deliver_unavailable(op, LOST_LEADERSHIP);
-        op_release(op);
+        finish_unavailable(b->ops[b->done++], LOST_LEADERSHIP);
     }
-    deliver_fsm_result(b->ops[b->done++], r);
+    op = b->ops[b->done++];
+    op->backend_done = 1;
+    if (r->status == 0) {
+        deliver_unavailable(op, LOST_LEADERSHIP);
+    } else {
+        deliver_fsm_result(op, r);
+    }
+    op_release(op);
     if (b->done == b->n) {
         raft_batch_dequeue(b);
         raft_batch_release(b);
@@ -323,9 +326,7 @@ static void raft_batch_add(struct node *node, struct submit_op *op, struct raft_
         b = calloc(1, sizeof *b);
         if (b == NULL) {
             raft_free(buf.base);
-            op->backend_done = 1;
-            deliver_unavailable(op, "out of memory; retry");
-            op_release(op);
+            finish_unavailable(op, "out of memory; retry");
             return;
         }
         b->node = node;
@@ -409,7 +410,6 @@ static int fwd_wait(struct submit_op *op, const struct raft_buffer *buf)
 static void fwd_match(struct node *node, const struct fsm_result *r)
 {
     struct submit_op *op;
-    struct submit_result out;
 
     if (node->fwd_table == NULL) {
         return;
@@ -422,13 +422,7 @@ static void fwd_match(struct node *node, const struct fsm_result *r)
     if (op == NULL || r->status == 0) {
         return;
     }
-    memset(&out, 0, sizeof out);
-    out.status = r->status;
-    out.body = r->body.data;
-    out.len = r->body.len;
-    out.replayed = r->replayed;
-    out.index = r->index;
-    deliver(op, &out); /* unlinks it */
+    deliver_fsm_result(op, r); /* unlinks it */
     op_release(op);
 }
 
@@ -530,9 +524,7 @@ void submit_flush(struct node *node)
 static void batch_add_failed(struct submit_op *op, struct raft_buffer buf)
 {
     raft_free(buf.base);
-    op->backend_done = 1;
-    deliver_unavailable(op, "out of memory; retry");
-    op_release(op);
+    finish_unavailable(op, "out of memory; retry");
 }
 
 static void batch_add(struct node *node, const char *addr, struct submit_op *op,
