@@ -329,3 +329,17 @@ def expect(resp, status, code=None):
         if got != code:
             raise AssertionError("expected Code %s, got %r" % (code, resp))
     return resp
+
+
+def all_events(node, min_seq=0):
+    """The node's whole event log, page by page (after it has applied
+    min_seq)."""
+    out, after = [], 0
+    for _ in range(1000):
+        page = expect(node.request("GET", "/api_v2/events?after=%d&limit=10000&min_seq=%d"
+                                   % (after, min_seq)), 200).json()
+        if not page:
+            return out
+        out += page
+        after = page[-1]["Seq"]
+    raise AssertionError("too many pages")

@@ -3,7 +3,7 @@ same state; nothing is applied twice."""
 import threading
 import time
 
-from harness import Suite, check, expect, wait_until
+from harness import Suite, all_events, check, expect, wait_until
 
 
 def writers(n, count_threads, stop, acked, errors, prefix):
@@ -28,18 +28,6 @@ def writers(n, count_threads, stop, acked, errors, prefix):
     for t in threads:
         t.start()
     return threads
-
-
-def all_events(n):
-    out = []
-    after = 0
-    for _ in range(1000):
-        page = n.request("GET", "/api_v2/events?after=%d&limit=10000" % after).json()
-        if not page:
-            return out
-        out += page
-        after = page[-1]["Seq"]
-    raise AssertionError("too many pages")
 
 
 def test_kill9_during_writes(s):

@@ -9,7 +9,8 @@ import socket
 import threading
 import time
 
-from harness import TOKEN, Suite, check, create_with_retries, expect, wait_until, leader_of
+from harness import (TOKEN, Suite, all_events, check, create_with_retries, expect, leader_of,
+                     wait_until)
 from sse import SSE
 
 
@@ -104,15 +105,7 @@ def test_exactly_once_under_chaos(s):
             n.start(wait=False)
     for n in nodes:
         n.wait_ready(30)
-    log = []
-    after = 0
-    while True:
-        page = nodes[0].request("GET", "/api_v2/events?after=%d&limit=10000&min_seq=%d"
-                                % (after, final_seq)).json()
-        if not page:
-            break
-        log += [e["Seq"] for e in page]
-        after = page[-1]["Seq"]
+    log = [e["Seq"] for e in all_events(nodes[0], min_seq=final_seq)]
     check(log == processed, "the processed seqs are the log")
     check(len(set(acked)) == len(acked) and len(acked) >= 1000, len(acked))
 
