@@ -339,6 +339,9 @@ static int fsm_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigne
     return 0;
 }
 
+/* The snapshot is two buffers, which raft writes one after the other: our
+ * header and SQLite's own image of the database, handed over without a copy
+ * (a copy of a large read model was most of a snapshot's cost). */
 static int fsm_snapshot_async(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
     struct fsm *f = rf->data;
@@ -349,24 +352,23 @@ static int fsm_snapshot_async(struct raft_fsm *rf, struct raft_buffer *bufs[], u
     if (store_reader_serialize(f->store, f->snap_generation, &image, &size) != 0) {
         return RAFT_IOERR;
     }
-    *bufs = raft_malloc(sizeof **bufs);
-    p = raft_malloc(SNAPSHOT_HEADER + size);
+    *bufs = raft_malloc(2 * sizeof **bufs);
+    p = raft_calloc(1, SNAPSHOT_HEADER);
     if (*bufs == NULL || p == NULL) {
         raft_free(*bufs);
         *bufs = NULL;
         raft_free(p);
-        free(image);
+        store_image_free(image);
         return RAFT_NOMEM;
     }
-    memset(p, 0, SNAPSHOT_HEADER);
     put_u64(p, SNAPSHOT_MAGIC);
     put_u64(p + 8, f->snap_index);
     put_u64(p + 16, f->snap_seq);
-    memcpy(p + SNAPSHOT_HEADER, image, size);
-    free(image);
     (*bufs)[0].base = p;
-    (*bufs)[0].len = SNAPSHOT_HEADER + size;
-    *n_bufs = 1;
+    (*bufs)[0].len = SNAPSHOT_HEADER;
+    (*bufs)[1].base = image;
+    (*bufs)[1].len = size;
+    *n_bufs = 2;
     return 0;
 }
 
@@ -399,14 +401,13 @@ static int fsm_snapshot_finalize(struct raft_fsm *rf, struct raft_buffer *bufs[]
                                  unsigned *n_bufs)
 {
     struct fsm *f = rf->data;
-    unsigned i;
     if (f->reader_busy) {
-        if (*bufs != NULL && *n_bufs == 1) {
+        if (*bufs != NULL && *n_bufs == 2) {
             log_info("snapshot at index %llu, seq %llu, %zu bytes, %llu ms",
                      (unsigned long long)f->snap_index, (unsigned long long)f->snap_seq,
-                     (*bufs)[0].len, (unsigned long long)(util_mono_ms() - f->snap_started));
+                     (*bufs)[1].len, (unsigned long long)(util_mono_ms() - f->snap_started));
             if (f->snapshot_auto) {
-                raft_set_snapshot_threshold(f->raft, fsm_snapshot_threshold_for((*bufs)[0].len));
+                raft_set_snapshot_threshold(f->raft, fsm_snapshot_threshold_for((*bufs)[1].len));
             }
         } else {
             log_warn("snapshot at index %llu failed: %s", (unsigned long long)f->snap_index,
@@ -416,8 +417,9 @@ static int fsm_snapshot_finalize(struct raft_fsm *rf, struct raft_buffer *bufs[]
         f->reader_busy = 0;
     }
     if (*bufs != NULL) {
-        for (i = 0; i < *n_bufs; i++) {
-            raft_free((*bufs)[i].base);
+        raft_free((*bufs)[0].base);
+        if (*n_bufs == 2) {
+            store_image_free((*bufs)[1].base);
         }
         raft_free(*bufs);
     }

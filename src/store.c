@@ -395,6 +395,9 @@ int store_meta_set(struct store *st, const char *key, uint64_t value)
     return rv == SQLITE_DONE ? 0 : -1;
 }
 
+/* SQLite's own copy of the database as the reader sees it, marked as a
+ * rollback-journal database (header bytes 18-19) so that it opens anywhere;
+ * store_open switches it back to WAL. Freed with store_image_free. */
 static int serialize_db(sqlite3 *db, char *errmsg, size_t errsize, unsigned char **data,
                         size_t *size)
 {
@@ -404,22 +407,18 @@ static int serialize_db(sqlite3 *db, char *errmsg, size_t errsize, unsigned char
         snprintf(errmsg, errsize, "serialize: %s", sqlite3_errmsg(db));
         return -1;
     }
-    /* Mark the image as a rollback-journal database (header bytes 18-19) so
-     * that it opens anywhere; store_open switches it back to WAL. */
     if (n >= 20) {
         p[18] = 1;
         p[19] = 1;
     }
-    *data = malloc((size_t)n);
-    if (*data == NULL) {
-        sqlite3_free(p);
-        snprintf(errmsg, errsize, "serialize: out of memory");
-        return -1;
-    }
-    memcpy(*data, p, (size_t)n);
-    sqlite3_free(p);
+    *data = p;
     *size = (size_t)n;
     return 0;
+}
+
+void store_image_free(void *image)
+{
+    sqlite3_free(image);
 }
 
 void store_meta_get_applied(struct store *st, uint64_t *index, uint64_t *seq)
@@ -437,11 +436,6 @@ int store_meta_set_applied(struct store *st, uint64_t index, uint64_t seq)
     int rv = store_run(st, ST_META_SET_APPLIED, "ii", (int64_t)index, (int64_t)seq);
     sqlite3_reset(st->stmts[ST_META_SET_APPLIED]);
     return rv == SQLITE_DONE ? 0 : -1;
-}
-
-int store_serialize(struct store *st, unsigned char **data, size_t *size)
-{
-    return serialize_db(st->db, st->errmsg, sizeof st->errmsg, data, size);
 }
 
 int store_reader_serialize(struct store *st, unsigned generation, unsigned char **data,

@@ -128,20 +128,18 @@ int store_meta_set(struct store *st, const char *key, uint64_t value);
 int store_meta_set_applied(struct store *st, uint64_t index, uint64_t seq);
 void store_meta_get_applied(struct store *st, uint64_t *index, uint64_t *seq);
 
-/* Serialize the whole database into a new malloc'ed buffer. */
-int store_serialize(struct store *st, unsigned char **data, size_t *size);
-
 /* ---- background work on the reader connection ----
  * The caller serializes uses of the reader (one job at a time). */
 
 /* Start a read transaction on the reader: a stable view of everything
  * committed so far, while the loop keeps writing. Loop thread. */
 int store_reader_begin(struct store *st);
-/* Copy the reader's view (like store_serialize), if the database is still
- * generation @generation (a restore in between makes the view stale: -1).
- * Any thread. */
+/* An image of the reader's view of the whole database, if the database is
+ * still generation @generation (a restore in between makes the view stale:
+ * -1). Free it with store_image_free. Any thread. */
 int store_reader_serialize(struct store *st, unsigned generation, unsigned char **data,
                            size_t *size);
+void store_image_free(void *image);
 /* End the reader's transaction. Loop thread. */
 void store_reader_end(struct store *st);
 /* Copy WAL frames back into the database without blocking the writer
@@ -151,7 +149,7 @@ int store_reader_checkpoint(struct store *st);
 /* PASSIVE checkpoint on the loop's own connection (it fsyncs). */
 int store_checkpoint_now(struct store *st);
 
-/* Replace the database file with @data (a store_serialize image) and reopen.
+/* Replace the database file with @data (a store_reader_serialize image) and reopen.
  * Returns 0 or -1 with st->errmsg set. */
 int store_replace(struct store *st, const unsigned char *data, size_t size);
 
