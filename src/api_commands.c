@@ -45,9 +45,9 @@ static void command_done(void *data, const struct submit_result *r)
             char *body = h2o_mem_alloc_pool(&req->pool, n);
             int len = snprintf(body, n, "%.*s,\"Token\":\"%s\"}", (int)(r->len - 1), r->body,
                                p->token);
-            h2o_send_inline(req, body, (size_t)len);
+            http_send_body(req, body, (size_t)len);
         } else {
-            h2o_send_inline(req, r->body, r->len);
+            http_send_body(req, r->body, r->len);
         }
     }
     free(p);
@@ -85,8 +85,8 @@ static int idempotency_answer(struct node *node, h2o_req_t *req, const char *key
     if (sqlite3_column_bytes(s, 0) == 32 && memcmp(sqlite3_column_blob(s, 0), hash, 32) == 0) {
         http_prepare(node, req, sqlite3_column_int(s, 1));
         http_add_header(req, "idempotent-replayed", "true");
-        h2o_send_inline(req, (const char *)sqlite3_column_text(s, 2),
-                        (size_t)sqlite3_column_bytes(s, 2));
+        http_send_body(req, (const char *)sqlite3_column_text(s, 2),
+                       (size_t)sqlite3_column_bytes(s, 2));
     } else {
         http_reply_error(node, req, ERR_IDEMPOTENCY_MISMATCH,
                          "Idempotency-Key was already used with a different command");

@@ -67,6 +67,8 @@ h2o_req_t *req_ref_detach(struct req_ref *ref);
 /* Set the common headers on @req (status not sent yet). */
 void http_prepare(struct node *node, h2o_req_t *req, int status);
 void http_reply_json(struct node *node, h2o_req_t *req, int status, const char *body, size_t len);
+/* Send the whole response body (after http_prepare and any headers). */
+void http_send_body(h2o_req_t *req, const char *body, size_t len);
 void http_reply_error(struct node *node, h2o_req_t *req, enum err_code code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* 503 with Retry-After. */

@@ -85,7 +85,7 @@ static void recorded(void *data, const struct submit_result *r)
         if (r->retry) {
             http_add_header(req, "retry-after", "1");
         }
-        h2o_send_inline(req, r->body, r->len);
+        http_send_body(req, r->body, r->len);
     }
     free(op);
 }

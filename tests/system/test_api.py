@@ -15,6 +15,9 @@ def test_directories(s):
     body = r.json()
     check(set(body) == {"Seq", "Index", "Id"}, body)
     check(body["Seq"] == 1 and seq_of(r) == 1)
+    # a command's answer has a Content-Length (simple clients need no chunked decoding)
+    check(r.header("content-length") == str(len(r.body)) and r.header("transfer-encoding") is None,
+          r.headers)
     d = body["Id"]
     sub = expect(n.command("directory.Create", {"Parent": d, "Name": "jazz"}), 200).json()["Id"]
     expect(n.command("directory.Rename", {"Id": sub, "Name": "blues"}), 200)
@@ -190,6 +193,7 @@ def test_idempotency(s):
     again = expect(n.command("directory.Create", body, key="abc-1"), 200)
     check(again.header("idempotent-replayed") == "true")
     check(again.json() == first.json())
+    check(again.header("content-length") == str(len(again.body)), again.headers)
     # whitespace and key order do not make it a different command
     raw = b'{ "Name": "once",   "Parent": "root" }'
     r = n.request("POST", "/command/directory.Create", raw=raw,
