@@ -91,6 +91,7 @@ struct store {
     int lock_ready;
     sqlite3_stmt *stmts[ST__COUNT];
     unsigned wal_pages; /* WAL size after the last commit */
+    int wal_fd;         /* the WAL file, to start its writeback (or -1) */
     unsigned generation; /* bumped when store_replace swaps the database */
     char path[1024];
     char errmsg[256];
