@@ -6,7 +6,8 @@
  *   nats-load pub ADDR SUBJECT CONNS SECONDS [INFLIGHT [COUNT]]
  *       JetStream publishes, each connection keeping INFLIGHT (default 1)
  *       unacknowledged; prints "rps P50_MS P99_MS ACKED ERRORS". With COUNT
- *       it stops after COUNT acknowledgements (to fill a stream).
+ *       it stops sending once about COUNT are out (to fill a stream; what is
+ *       in flight then is still acknowledged, so a few more may land).
  *   nats-load latency PUB_ADDR SUB_ADDR SUBJECT STREAM RATE SECONDS
  *       publishes RATE messages/s on PUB_ADDR while an ephemeral push
  *       consumer on SUB_ADDR receives them; prints the latency from the
