@@ -224,8 +224,8 @@ int store_open(struct store *st, const char *path)
 /* After each commit: note the WAL's size, and start writing its new pages
  * to the disk now, without waiting. Otherwise they stay in the page cache
  * until the checkpoint's fsync sends megabytes at once, and every raft
- * log write on the same disk (each one a device flush) waits behind them:
- * that was most of the commit latency's tail. */
+ * log write on the same disk (each one a device flush) waits behind them,
+ * a large part of the commit latency's tail. */
 static int wal_hook(void *data, sqlite3 *db, const char *name, int pages)
 {
     struct store *st = data;
