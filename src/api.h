@@ -9,6 +9,11 @@
 
 void api_command(struct node *node, h2o_req_t *req, char **params);
 void api_changeset(struct node *node, h2o_req_t *req, char **params);
+/* Answer a command with its outcome @r (status, Idempotent-Replayed,
+ * Retry-After) and the body @body (r's own, or one the caller extended). */
+struct submit_result;
+void api_reply_outcome(struct node *node, h2o_req_t *req, const struct submit_result *r,
+                       const char *body, size_t len);
 
 void api_directory_get(struct node *node, h2o_req_t *req, char **params);
 void api_collection_get(struct node *node, h2o_req_t *req, char **params);

@@ -25,19 +25,25 @@ struct pending_cmd {
     char token[TOKEN_LEN + 1];
 };
 
+void api_reply_outcome(struct node *node, h2o_req_t *req, const struct submit_result *r,
+                       const char *body, size_t len)
+{
+    http_prepare(node, req, r->status);
+    if (r->replayed) {
+        http_add_header(req, "idempotent-replayed", "true");
+    }
+    if (r->retry) {
+        http_add_header(req, "retry-after", "1");
+    }
+    http_send_body(req, body, len);
+}
+
 static void command_done(void *data, const struct submit_result *r)
 {
     struct pending_cmd *p = data;
     h2o_req_t *req = req_ref_detach(&p->ref);
 
     if (req != NULL) {
-        http_prepare(p->node, req, r->status);
-        if (r->replayed) {
-            http_add_header(req, "idempotent-replayed", "true");
-        }
-        if (r->retry) {
-            http_add_header(req, "retry-after", "1");
-        }
         if (p->token[0] != '\0' && r->status == 200 && !r->replayed && r->len > 1) {
             /* The token is added here, by the node that made it: it is in
              * neither the log nor the idempotency record. */
@@ -45,9 +51,9 @@ static void command_done(void *data, const struct submit_result *r)
             char *body = h2o_mem_alloc_pool(&req->pool, n);
             int len = snprintf(body, n, "%.*s,\"Token\":\"%s\"}", (int)(r->len - 1), r->body,
                                p->token);
-            http_send_body(req, body, (size_t)len);
+            api_reply_outcome(p->node, req, r, body, (size_t)len);
         } else {
-            http_send_body(req, r->body, r->len);
+            api_reply_outcome(p->node, req, r, r->body, r->len);
         }
     }
     free(p);

@@ -81,11 +81,7 @@ static void recorded(void *data, const struct submit_result *r)
     struct member_op *op = data;
     h2o_req_t *req = req_ref_detach(&op->ref);
     if (req != NULL) {
-        http_prepare(op->node, req, r->status);
-        if (r->retry) {
-            http_add_header(req, "retry-after", "1");
-        }
-        http_send_body(req, r->body, r->len);
+        api_reply_outcome(op->node, req, r, r->body, r->len);
     }
     free(op);
 }
