@@ -352,13 +352,15 @@ static void commit_when_due(struct node *node)
     }
 }
 
-/* After each loop iteration's I/O: apply what raft committed in it, commit
- * the read model when due, and copy a grown WAL back into the database off
- * the loop thread (it fsyncs). */
+/* After each loop iteration's I/O: end the iteration's shared read
+ * transaction, apply what raft committed in it, commit the read model when
+ * due, and copy a grown WAL back into the database off the loop thread (it
+ * fsyncs). */
 static void on_check(uv_check_t *h)
 {
     struct node *node = h->data;
     uint64_t applied;
+    store_read_end(&node->store);
     fsm_apply_pending(&node->fsm);
     commit_when_due(node);
     cluster_after_iteration(&node->cluster);

@@ -129,9 +129,11 @@ void push_unsubscribe(struct push_sub *sub)
 static unsigned pull_store(struct push_sub *sub, struct buf *out)
 {
     struct push *p = sub->hub;
-    sqlite3_stmt *s = store_stmt(p->store, ST_EVENT_PAGE);
+    sqlite3_stmt *s;
     unsigned n = 0;
 
+    store_read_begin(p->store);
+    s = store_stmt(p->store, ST_EVENT_PAGE);
     sqlite3_bind_int64(s, 1, (int64_t)sub->cursor);
     sqlite3_bind_int64(s, 2, PUSH_PAGE_EVENTS);
     while (out->len < PUSH_BATCH_BYTES && sqlite3_step(s) == SQLITE_ROW) {

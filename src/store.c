@@ -245,6 +245,7 @@ static int wal_hook(void *data, sqlite3 *db, const char *name, int pages)
 
 void store_close(struct store *st)
 {
+    store_read_end(st);
     if (st->wal_fd >= 0) {
         close(st->wal_fd);
         st->wal_fd = -1;
@@ -290,6 +291,7 @@ void store_reader_end(struct store *st)
 int store_checkpoint_now(struct store *st)
 {
     int log_frames = 0, done = 0;
+    store_read_end(st);
     if (sqlite3_wal_checkpoint_v2(st->db, "main", SQLITE_CHECKPOINT_PASSIVE, &log_frames, &done) !=
         SQLITE_OK) {
         snprintf(st->errmsg, sizeof st->errmsg, "checkpoint: %s", sqlite3_errmsg(st->db));
@@ -366,8 +368,25 @@ static int run_simple(struct store *st, enum store_stmt id)
     return rv == SQLITE_DONE ? 0 : -1;
 }
 
+void store_read_begin(struct store *st)
+{
+    if (!st->read_tx && st->db != NULL && sqlite3_get_autocommit(st->db) &&
+        run_simple(st, ST_BEGIN_READ) == 0) {
+        st->read_tx = 1;
+    }
+}
+
+void store_read_end(struct store *st)
+{
+    if (st->read_tx) {
+        st->read_tx = 0;
+        run_simple(st, ST_COMMIT);
+    }
+}
+
 int store_begin(struct store *st)
 {
+    store_read_end(st);
     return run_simple(st, ST_BEGIN);
 }
 
@@ -510,6 +529,7 @@ int store_replace(struct store *st, const unsigned char *data, size_t size)
         unlink(tmp);
         return -1;
     }
+    store_read_end(st);
     /* Wait for background work on the reader, and end its view. */
     pthread_mutex_lock(&st->reader_lock);
     if (st->reader != NULL && !sqlite3_get_autocommit(st->reader)) {
@@ -774,7 +794,9 @@ uint64_t store_oldest_event(struct store *st)
 
 int store_prune_events(struct store *st, uint64_t upto)
 {
-    int rv = store_run(st, ST_EVENT_PRUNE, "i", (int64_t)upto);
+    int rv;
+    store_read_end(st);
+    rv = store_run(st, ST_EVENT_PRUNE, "i", (int64_t)upto);
     sqlite3_reset(st->stmts[ST_EVENT_PRUNE]);
     return rv == SQLITE_DONE ? sqlite3_changes(st->db) : -1;
 }
@@ -804,20 +826,19 @@ int store_node_addresses(struct store *st, uint64_t id, char *raft, char *http, 
 int store_read(struct store *st, int (*view)(struct store *, const char *, struct buf *),
                const char *id, struct buf *out)
 {
-    int own = sqlite3_get_autocommit(st->db) && run_simple(st, ST_BEGIN_READ) == 0;
-    int found = view(st, id, out);
-    if (own) {
-        run_simple(st, ST_COMMIT);
-    }
-    return found;
+    store_read_begin(st);
+    return view(st, id, out);
 }
 
 int store_events_page(struct store *st, uint64_t after, unsigned limit,
                       const struct type_filter *types, struct buf *out)
 {
-    sqlite3_stmt *s = store_stmt(st, ST_EVENT_PAGE);
+    sqlite3_stmt *s;
     int n = 0;
     int first = 1;
+
+    store_read_begin(st);
+    s = store_stmt(st, ST_EVENT_PAGE);
 
     /* With a filter, rows that do not match are skipped, so read unbounded
      * and stop once @limit have matched. */
@@ -843,7 +864,9 @@ int store_events_page(struct store *st, uint64_t after, unsigned limit,
 
 int store_apikey_valid(struct store *st, const uint8_t token_hash[32])
 {
-    int ok = store_run(st, ST_KEY_BY_HASH, "b", token_hash, 32) == SQLITE_ROW;
+    int ok;
+    store_read_begin(st);
+    ok = store_run(st, ST_KEY_BY_HASH, "b", token_hash, 32) == SQLITE_ROW;
     sqlite3_reset(st->stmts[ST_KEY_BY_HASH]);
     return ok;
 }

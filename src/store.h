@@ -93,6 +93,7 @@ struct store {
     unsigned wal_pages; /* WAL size after the last commit */
     int wal_fd;         /* the WAL file, to start its writeback (or -1) */
     unsigned generation; /* bumped when store_replace swaps the database */
+    int read_tx;        /* store_read_begin opened a read transaction on db */
     char path[1024];
     char errmsg[256];
     char reader_errmsg[256];
@@ -164,8 +165,19 @@ int store_directory_view(struct store *st, const char *id, struct buf *out);
 /* The GET /api_v2/collections/{id} document; same returns. */
 int store_collection_view(struct store *st, const char *id, struct buf *out);
 
-/* Run a view function inside one read transaction (when none is open), so
- * its queries share one WAL snapshot and one lock acquisition. */
+/* Reads on the loop thread share one read transaction until
+ * store_read_end: BEGIN and COMMIT take and drop SQLite's file locks
+ * (fcntl) and its WAL read mark, which cost a small read as much as its
+ * queries. The node ends it once per loop iteration before it applies
+ * entries, and store_begin, store_replace, store_checkpoint_now,
+ * store_prune_events and store_close end it first: the connection writes
+ * only in those, so a read never sees less than this node has committed.
+ * Inside a write transaction reads join that instead. */
+void store_read_begin(struct store *st);
+void store_read_end(struct store *st);
+
+/* Run a view function in the shared read transaction (store_read_begin),
+ * so its queries see one WAL snapshot. */
 int store_read(struct store *st, int (*view)(struct store *, const char *, struct buf *),
                const char *id, struct buf *out);
 
