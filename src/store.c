@@ -63,8 +63,6 @@ static const char *const sql[ST__COUNT] = {
     [ST_SAVEPOINT] = "SAVEPOINT cmd",
     [ST_RELEASE] = "RELEASE cmd",
     [ST_ROLLBACK_TO] = "ROLLBACK TO cmd",
-    [ST_META_GET] = "SELECT v FROM meta WHERE k = ?",
-    [ST_META_SET] = "INSERT OR REPLACE INTO meta(k, v) VALUES(?, ?)",
     [ST_SUB_INSERT] = "INSERT INTO subscriptions(name, types, cursor, created) VALUES(?, ?, 0, ?)",
     [ST_SUB_GET] = "SELECT types, cursor FROM subscriptions WHERE name = ?",
     [ST_SUB_ACK] = "UPDATE subscriptions SET cursor = MAX(cursor, ?) WHERE name = ?",
@@ -414,23 +412,6 @@ void store_rollback_to_savepoint(struct store *st)
 {
     run_simple(st, ST_ROLLBACK_TO);
     run_simple(st, ST_RELEASE);
-}
-
-uint64_t store_meta_get(struct store *st, const char *key)
-{
-    uint64_t v = 0;
-    if (store_run(st, ST_META_GET, "s", key) == SQLITE_ROW) {
-        v = (uint64_t)sqlite3_column_int64(st->stmts[ST_META_GET], 0);
-    }
-    sqlite3_reset(st->stmts[ST_META_GET]);
-    return v;
-}
-
-int store_meta_set(struct store *st, const char *key, uint64_t value)
-{
-    int rv = store_run(st, ST_META_SET, "si", key, (int64_t)value);
-    sqlite3_reset(st->stmts[ST_META_SET]);
-    return rv == SQLITE_DONE ? 0 : -1;
 }
 
 /* SQLite's own copy of the database as the reader sees it, marked as a

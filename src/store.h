@@ -22,8 +22,6 @@ enum store_stmt {
     ST_SAVEPOINT,
     ST_RELEASE,
     ST_ROLLBACK_TO,
-    ST_META_GET,
-    ST_META_SET,
     ST_META_SET_APPLIED,
     ST_META_GET_APPLIED,
     ST_DIR_GET,
@@ -123,9 +121,6 @@ int store_savepoint(struct store *st);
 void store_rollback_to_savepoint(struct store *st);
 int store_release_savepoint(struct store *st);
 
-/* meta: other node-local values, by key. */
-uint64_t store_meta_get(struct store *st, const char *key);
-int store_meta_set(struct store *st, const char *key, uint64_t value);
 /* The applied raft index and the last event seq (one row, one statement). */
 int store_meta_set_applied(struct store *st, uint64_t index, uint64_t seq);
 void store_meta_get_applied(struct store *st, uint64_t *index, uint64_t *seq);
