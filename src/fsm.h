@@ -34,7 +34,7 @@ struct fsm;
  * entries raft holds in memory between snapshots. */
 #define FSM_SNAPSHOT_THRESHOLD_MIN 65536
 #define FSM_SNAPSHOT_THRESHOLD_MAX 262144
-#define FSM_SNAPSHOT_BYTES_PER_ENTRY 1024
+#define FSM_SNAPSHOT_BYTES_PER_ENTRY 256
 
 /* Called on the loop after each entry's transaction commits. */
 struct fsm_observer {

@@ -197,15 +197,15 @@ static void test_restore_rejects_foreign_bytes(void)
 }
 
 /* The automatic snapshot threshold: never below the minimum, then about
- * one entry per KiB of snapshot (so its copy costs ~1 KiB per entry), and
- * capped so raft's in-memory log stays bounded. */
+ * one entry per 256 bytes of snapshot (so its copy costs ~256 bytes per
+ * entry), and capped so raft's in-memory log stays bounded. */
 static void test_automatic_snapshot_threshold(void)
 {
     CHECK_INT(fsm_snapshot_threshold_for(0), FSM_SNAPSHOT_THRESHOLD_MIN);
     CHECK_INT(fsm_snapshot_threshold_for(1 << 20), FSM_SNAPSHOT_THRESHOLD_MIN);
-    CHECK_INT(fsm_snapshot_threshold_for((size_t)200 << 20), 204800);
-    CHECK(fsm_snapshot_threshold_for((size_t)100 << 20) <
-          fsm_snapshot_threshold_for((size_t)200 << 20));
+    CHECK_INT(fsm_snapshot_threshold_for((size_t)50 << 20), 204800);
+    CHECK(fsm_snapshot_threshold_for((size_t)25 << 20) <
+          fsm_snapshot_threshold_for((size_t)50 << 20));
     CHECK_INT(fsm_snapshot_threshold_for((size_t)4 << 30), FSM_SNAPSHOT_THRESHOLD_MAX);
 }
 
