@@ -23,6 +23,12 @@
  * so fast heartbeats must wait until every follower is streaming. */
 #define RAFT_PROGRESS_PROBE 0
 #define FAST_HEARTBEAT_FOR_MS 100
+/* raft_uv closes a full open segment on the loop thread, and its
+ * io_destroy waits for an RCU grace period: 27-52 ms on each node here, all
+ * three at once since they roll over at the same index. 32 MiB segments
+ * (raft's default is 8) make those stalls four times rarer, for 96 MiB of
+ * preallocated segment files per node instead of 24. */
+#define SEGMENT_BYTES (32u << 20)
 
 static void barrier_cb(struct raft_barrier *req, int status)
 {
@@ -156,6 +162,7 @@ int cluster_start(struct cluster *c, uv_loop_t *loop, const struct config *confi
     /* A corrupt segment must stop the node with a clear message rather than
      * be renamed away with the entries in it. */
     raft_uv_set_auto_recovery(&c->io, false);
+    raft_uv_set_segment_size(&c->io, SEGMENT_BYTES);
     /* raft_uv 0.15 implements async_work (the version 2 method) but still
      * reports version 1, and raft requires version 2 for asynchronous FSM
      * snapshots. */
