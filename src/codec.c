@@ -43,6 +43,21 @@ static int fail(struct codec_error *err, const char *path, const char *fmt, cons
     return -1;
 }
 
+/* "@prefix.@name", or "@name" at the top (truncated to @size): every field's
+ * path, for error messages. Built on each field, so no printf. */
+static void field_path(char *out, size_t size, const char *prefix, const char *name)
+{
+    size_t n = 0;
+    if (prefix[0] != '\0') {
+        util_copy(out, size, prefix);
+        n = strlen(out);
+        if (n + 1 < size) {
+            out[n++] = '.';
+        }
+    }
+    util_copy(out + n, size - n, name);
+}
+
 static int decode_message(const ProtobufCMessageDescriptor *desc, const cJSON *json,
                           ProtobufCMessage **out, const char *prefix,
                           struct codec_error *err);
@@ -232,11 +247,7 @@ static int decode_message(const ProtobufCMessageDescriptor *desc, const cJSON *j
                 break;
             }
         }
-        if (prefix[0] != '\0') {
-            snprintf(path, sizeof path, "%s.%s", prefix, item->string);
-        } else {
-            snprintf(path, sizeof path, "%s", item->string);
-        }
+        field_path(path, sizeof path, prefix, item->string);
         if (f == NULL) {
             return fail(err, path, "%s", "unknown field");
         }
@@ -255,11 +266,7 @@ static int decode_message(const ProtobufCMessageDescriptor *desc, const cJSON *j
         int present = i < sizeof seen * 8 && (seen[i / 8] & (1u << (i % 8)));
         if (f->label == PROTOBUF_C_LABEL_REQUIRED && !present) {
             char path[192];
-            if (prefix[0] != '\0') {
-                snprintf(path, sizeof path, "%s.%s", prefix, f->name);
-            } else {
-                snprintf(path, sizeof path, "%s", f->name);
-            }
+            field_path(path, sizeof path, prefix, f->name);
             return fail(err, path, "%s", "is required");
         }
     }

@@ -433,6 +433,7 @@ int node_run(const struct config *config)
         return 1;
     }
     snprintf(path, sizeof path, "%s/readmodel.db", config->data_dir);
+    store_library_init();
     if (store_open(&node.store, path) != 0) {
         fprintf(stderr, "varastod: %s\n", node.store.errmsg);
         return 1;

@@ -77,7 +77,7 @@ void push_publish(struct push *p, const struct domain_event *events, unsigned n,
         slot->seq = e->seq;
         slot->json = copy;
         slot->len = e->len;
-        snprintf(slot->type, sizeof slot->type, "%s", e->type);
+        util_copy(slot->type, sizeof slot->type, e->type);
         if (e->seq >= p->ring_first + PUSH_RING_SIZE) {
             p->ring_first = e->seq - PUSH_RING_SIZE + 1;
         }

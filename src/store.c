@@ -241,6 +241,13 @@ static int wal_hook(void *data, sqlite3 *db, const char *name, int pages)
     return SQLITE_OK;
 }
 
+void store_library_init(void)
+{
+    /* SQLITE_MISUSE if SQLite is already initialized: then it keeps its
+     * defaults, which are only slower. */
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 void store_close(struct store *st)
 {
     store_read_end(st);

@@ -97,6 +97,11 @@ struct store {
     char reader_errmsg[256];
 };
 
+/* Process-wide SQLite settings; call once, before any other store call.
+ * Memory statistics are off: with them on, every sqlite3_malloc and
+ * sqlite3_free takes a global mutex to count bytes, which we never read. */
+void store_library_init(void);
+
 /* Open (creating if needed) the database at @path and prepare statements.
  * Returns 0, or -1 with st->errmsg set. */
 int store_open(struct store *st, const char *path);
