@@ -609,7 +609,7 @@ static int directory_json(struct store *st, const char *id, struct buf *out, cha
     if (found) {
         directory_row(out, st->stmts[ST_DIR_GET]);
         if (parent != NULL) {
-            snprintf(parent, 128, "%s", sqlite3_column_text(st->stmts[ST_DIR_GET], 2));
+            util_copy(parent, 128, (const char *)sqlite3_column_text(st->stmts[ST_DIR_GET], 2));
         }
     }
     sqlite3_reset(st->stmts[ST_DIR_GET]);
