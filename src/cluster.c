@@ -312,19 +312,28 @@ void cluster_nudge(struct cluster *c)
     }
 }
 
-static void transport_closed(struct cluster *c)
+/* raft_close's callback. raft_uv's own memory is released only by
+ * cluster_release, once the loop has stopped: raft_uv reports itself closed
+ * while work it queued at start (the segment files it prepares ahead, each
+ * created and fsync'd on a worker thread) can still complete, and that
+ * completion runs on the loop against raft_uv's state. Freeing it here
+ * crashed a node stopped within milliseconds of starting. */
+static void raft_closed(struct raft *r)
 {
+    struct cluster *c = (struct cluster *)((char *)r - offsetof(struct cluster, raft));
+    c->raft_closed = 1;
     if (c->close_cb != NULL) {
         c->close_cb(c);
     }
 }
 
-static void raft_closed(struct raft *r)
+void cluster_release(struct cluster *c)
 {
-    struct cluster *c = (struct cluster *)((char *)r - offsetof(struct cluster, raft));
-    raft_uv_close(&c->io);
-    transport_close(&c->transport);
-    transport_closed(c);
+    if (c->raft_closed) {
+        c->raft_closed = 0;
+        raft_uv_close(&c->io);
+        transport_close(&c->transport);
+    }
 }
 
 static void watch_closed(uv_handle_t *h)
@@ -333,10 +342,31 @@ static void watch_closed(uv_handle_t *h)
     raft_close(&c->raft, raft_closed);
 }
 
+/* Closing raft_uv cancels the appends still waiting to be written, and
+ * raft 0.15's leader, for each cancelled append in turn, releases its
+ * entries and then truncates the log from it: the next cancelled append's
+ * entries are gone by then and raft dereferences NULL. A node stopped while
+ * two appends waited (its first segment file still being prepared, say)
+ * crashed. So the close waits, at most CLOSE_DRAIN_MS, until everything
+ * appended is on disk; closing already refuses new entries. */
+#define CLOSE_DRAIN_MS 3000
+
+static void drain_cb(uv_timer_t *t)
+{
+    struct cluster *c = t->data;
+    if (c->raft.last_stored < raft_last_index(&c->raft) &&
+        util_mono_ms() - c->close_started_ms < CLOSE_DRAIN_MS) {
+        return;
+    }
+    uv_timer_stop(&c->watch);
+    uv_close((uv_handle_t *)&c->watch, watch_closed);
+}
+
 void cluster_close(struct cluster *c, void (*cb)(struct cluster *c))
 {
     c->closing = 1;
     c->close_cb = cb;
-    uv_timer_stop(&c->watch);
-    uv_close((uv_handle_t *)&c->watch, watch_closed);
+    c->close_started_ms = util_mono_ms();
+    /* the watch timer polls the drain from now on */
+    uv_timer_start(&c->watch, drain_cb, 0, 1);
 }

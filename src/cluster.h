@@ -28,6 +28,8 @@ struct cluster {
     uint64_t commit_moved_ms;
     int fast_heartbeat;
     int closing;
+    int raft_closed;             /* raft closed; raft_uv not yet released */
+    uint64_t close_started_ms;
     void (*close_cb)(struct cluster *c);
     char raft_dir[CONFIG_PATH_MAX + 16];
     int pristine; /* the raft directory held no state at start */
@@ -76,7 +78,11 @@ void cluster_nudge(struct cluster *c);
  * commit. Otherwise it heartbeats every CLUSTER_HEARTBEAT_MS. */
 void cluster_after_iteration(struct cluster *c);
 
-/* Close raft and its I/O; @cb fires when memory may be released. */
+/* Close raft and its I/O; @cb fires once raft is closed. */
 void cluster_close(struct cluster *c, void (*cb)(struct cluster *c));
+
+/* Release raft_uv's memory after cluster_close's callback, once the loop
+ * has stopped running (no callback of raft_uv can come any more). */
+void cluster_release(struct cluster *c);
 
 #endif

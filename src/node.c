@@ -492,6 +492,7 @@ int node_run(const struct config *config)
 
     uv_run(&node.loop, UV_RUN_DEFAULT);
 
+    cluster_release(&node.cluster);
     push_close(&node.push);
     fsm_close(&node.fsm);
     store_close(&node.store);
