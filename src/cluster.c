@@ -312,12 +312,10 @@ void cluster_nudge(struct cluster *c)
     }
 }
 
-/* raft_close's callback. raft_uv's own memory is released only by
- * cluster_release, once the loop has stopped: raft_uv reports itself closed
- * while work it queued at start (the segment files it prepares ahead, each
- * created and fsync'd on a worker thread) can still complete, and that
- * completion runs on the loop against raft_uv's state. Freeing it here
- * crashed a node stopped within milliseconds of starting. */
+/* raft_close's callback. raft_uv's own memory is released by
+ * cluster_release once the loop has stopped, when no callback queued on the
+ * loop can reach it any more (libuv's rule for handles, applied to the
+ * library that owns them). */
 static void raft_closed(struct raft *r)
 {
     struct cluster *c = (struct cluster *)((char *)r - offsetof(struct cluster, raft));
