@@ -678,6 +678,12 @@ void submit_applied(struct node *node, uint64_t index)
     }
 }
 
+/* A command in the log (here or at the leader) whose outcome this node
+ * will not see: it may still be committed and applied. */
+#define STOPPING_UNKNOWN                                                                     \
+    "the node is stopping; the command may have been applied: retry with the same "          \
+    "Idempotency-Key"
+
 void submit_abort_all(struct node *node)
 {
     if (node->raft_batch != NULL) {
@@ -685,13 +691,15 @@ void submit_abort_all(struct node *node)
         node->raft_batch = NULL;
         raft_batch_refuse(b, "the node is stopping; retry on another node");
     }
-    submit_fail_applying(node);
+    while (node->applying != NULL) {
+        raft_batch_fail(node->applying, STOPPING_UNKNOWN);
+    }
     while (node->submit_parked != NULL) {
         fail_parked(node->submit_parked, "the node is stopping; retry on another node");
     }
     while (node->submit_waits != NULL) {
         struct submit_op *op = node->submit_waits;
-        deliver_unavailable(op, "the node is stopping; retry on another node");
+        deliver_unavailable(op, STOPPING_UNKNOWN);
         op_release(op);
     }
     if (node->fwd_table != NULL) {
@@ -699,7 +707,7 @@ void submit_abort_all(struct node *node)
         for (i = 0; i < FWD_BUCKETS; i++) {
             while (node->fwd_table[i] != NULL) {
                 /* still with its forward request, which the stop abandons */
-                deliver_unavailable(node->fwd_table[i], OUTCOME_UNKNOWN);
+                deliver_unavailable(node->fwd_table[i], STOPPING_UNKNOWN);
             }
         }
     }

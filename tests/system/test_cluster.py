@@ -1,6 +1,7 @@
 """A three-node cluster on loopback: any node takes any command, conflicts
 are decided by the log, a leader's death loses nothing acknowledged, and a
 lost quorum answers 503 in bounded time while local reads go on."""
+import signal
 import threading
 import time
 
@@ -300,7 +301,38 @@ def test_membership_changes(s):
     expect(rest[0].command("directory.Create", {"Parent": "root", "Name": "after-removal"}), 200)
 
 
+def test_stop_with_a_command_in_flight(s):
+    """A leader stopped while a command it took waits for a quorum answers
+    503 saying the command may have been applied, and exits 0."""
+    nodes = s.cluster(3)
+    lead = wait_until(lambda: leader_of(nodes), 15, what="a leader")
+    others = [n for n in nodes if n is not lead]
+    for n in others:
+        n.proc.send_signal(signal.SIGSTOP)
+    try:
+        result = {}
+
+        def send():
+            c = lead.client()
+            result["r"] = c.command("directory.Create", {"Parent": "root", "Name": "in-flight"},
+                                    timeout=15)
+            c.close_conn()
+        t = threading.Thread(target=send)
+        t.start()
+        time.sleep(0.3)  # appended here, no quorum to commit it
+        rc = lead.stop()
+        t.join(15)
+        check(rc == 0, ("exit status", rc, lead.read_log()))
+        r = result.get("r")
+        check(r is not None and r.status == 503, r)
+        check("may have been applied" in r.json()["Error"], r.json())
+    finally:
+        for n in others:
+            n.proc.send_signal(signal.SIGCONT)
+
+
 if __name__ == "__main__":
     Suite().run([test_any_node_takes_commands, test_membership_views_and_linearizable_reads,
                  test_membership_changes, test_concurrent_conflict,
-                 test_leader_kill9_loses_nothing, test_quorum_loss])
+                 test_leader_kill9_loses_nothing, test_quorum_loss,
+                 test_stop_with_a_command_in_flight])
