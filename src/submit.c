@@ -228,6 +228,15 @@ static void raft_batch_fail(struct raft_batch *b, const char *message)
     raft_batch_release(b);
 }
 
+/* Answer every appended submission still waiting for its outcome with a
+ * 503 @message (which says it may have been applied). */
+static void fail_applying(struct node *node, const char *message)
+{
+    while (node->applying != NULL) {
+        raft_batch_fail(node->applying, message);
+    }
+}
+
 static void raft_batch_cb(struct raft_apply *req, int status, void *result)
 {
     struct raft_batch *b = req->data;
@@ -251,7 +260,7 @@ void submit_result_applied(struct node *node, const struct fsm_result *r)
     }
     if (!cluster_is_leader(&node->cluster) || node->cluster.raft.current_term != b->term) {
         /* the entry at this index may not be ours any more */
-        submit_fail_applying(node);
+        fail_applying(node, LOST_LEADERSHIP);
         return;
     }
     while (b != NULL && r->index >= b->first + b->n) {
@@ -275,13 +284,6 @@ void submit_result_applied(struct node *node, const struct fsm_result *r)
     if (b->done == b->n) {
         raft_batch_dequeue(b);
         raft_batch_release(b);
-    }
-}
-
-void submit_fail_applying(struct node *node)
-{
-    while (node->applying != NULL) {
-        raft_batch_fail(node->applying, LOST_LEADERSHIP);
     }
 }
 
@@ -513,7 +515,7 @@ void submit_flush(struct node *node)
 
     raft_batch_flush(node);
     if (node->applying != NULL && !cluster_is_leader(&node->cluster)) {
-        submit_fail_applying(node);
+        fail_applying(node, LOST_LEADERSHIP);
     }
     b = node->fwd_batch;
     if (b == NULL) {
@@ -683,19 +685,19 @@ void submit_applied(struct node *node, uint64_t index)
 #define STOPPING_UNKNOWN                                                                     \
     "the node is stopping; the command may have been applied: retry with the same "          \
     "Idempotency-Key"
+/* A command that never reached the log. */
+#define STOPPING_NOT_SENT "the node is stopping; retry on another node"
 
 void submit_abort_all(struct node *node)
 {
     if (node->raft_batch != NULL) {
         struct raft_batch *b = node->raft_batch;
         node->raft_batch = NULL;
-        raft_batch_refuse(b, "the node is stopping; retry on another node");
+        raft_batch_refuse(b, STOPPING_NOT_SENT);
     }
-    while (node->applying != NULL) {
-        raft_batch_fail(node->applying, STOPPING_UNKNOWN);
-    }
+    fail_applying(node, STOPPING_UNKNOWN);
     while (node->submit_parked != NULL) {
-        fail_parked(node->submit_parked, "the node is stopping; retry on another node");
+        fail_parked(node->submit_parked, STOPPING_NOT_SENT);
     }
     while (node->submit_waits != NULL) {
         struct submit_op *op = node->submit_waits;

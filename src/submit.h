@@ -44,10 +44,6 @@ void submit_flush(struct node *node);
 struct fsm_result;
 void submit_result_applied(struct node *node, const struct fsm_result *r);
 
-/* Answer every appended submission still waiting for its outcome with a
- * 503 that says it may have been applied (leadership was lost). */
-void submit_fail_applying(struct node *node);
-
 /* The node applied entries up to @index: finish submissions waiting for it. */
 void submit_applied(struct node *node, uint64_t index);
 
