@@ -1,6 +1,7 @@
 #include "cluster.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -64,6 +65,16 @@ static void watch_cb(uv_timer_t *t)
     }
 }
 
+/* raft_uv's start, wrapped to keep raft's tick callback (cluster_after_iteration
+ * runs it early). */
+static int io_start(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick,
+                    raft_io_recv_cb recv)
+{
+    struct cluster *c = (struct cluster *)((char *)io - offsetof(struct cluster, io));
+    c->tick = tick;
+    return c->io_start(io, msecs, tick, recv);
+}
+
 static int any_follower_probing(struct raft *r)
 {
     unsigned i;
@@ -101,6 +112,12 @@ void cluster_after_iteration(struct cluster *c)
     if (!c->fast_heartbeat) {
         c->fast_heartbeat = 1;
         raft_set_heartbeat_timeout(&c->raft, FAST_HEARTBEAT_MS);
+    }
+    /* Tell the followers now rather than at the next tick (up to a
+     * millisecond away): with a heartbeat timeout of 0, raft's tick sends
+     * every follower the new commit index. */
+    if (c->tick != NULL) {
+        c->tick(&c->io);
     }
 }
 
@@ -162,6 +179,8 @@ int cluster_start(struct cluster *c, uv_loop_t *loop, const struct config *confi
     /* A corrupt segment must stop the node with a clear message rather than
      * be renamed away with the entries in it. */
     raft_uv_set_auto_recovery(&c->io, false);
+    c->io_start = c->io.start;
+    c->io.start = io_start;
     raft_uv_set_segment_size(&c->io, SEGMENT_BYTES);
     /* raft_uv 0.15 implements async_work (the version 2 method) but still
      * reports version 1, and raft requires version 2 for asynchronous FSM

@@ -27,6 +27,9 @@ struct cluster {
     raft_index seen_commit;      /* see cluster_after_iteration */
     uint64_t commit_moved_ms;
     int fast_heartbeat;
+    int (*io_start)(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick,
+                    raft_io_recv_cb recv); /* raft_uv's, wrapped */
+    raft_io_tick_cb tick;        /* raft's tick, to run it early */
     int closing;
     int raft_closed;             /* raft closed; raft_uv not yet released */
     uint64_t close_started_ms;
@@ -72,10 +75,12 @@ void cluster_nudge(struct cluster *c);
 /* Once per loop iteration. A follower learns that an entry is committed
  * from the leader's next AppendEntries, and applies it at once only when
  * that message carries no new entries (otherwise after writing them). So
- * while commits are moving (and every follower is streaming, not probing),
- * the leader sends every follower an AppendEntries at every tick (1 ms): an
- * event reaches subscribers on followers within about a millisecond of its
- * commit. Otherwise it heartbeats every CLUSTER_HEARTBEAT_MS. */
+ * when the commit index has moved in this iteration (and every follower is
+ * streaming, not probing), the leader runs raft's tick at once with a
+ * heartbeat timeout of 0, which sends every follower the new commit index,
+ * and keeps sending it at every tick (1 ms) for a while: an event reaches
+ * subscribers on followers right after its commit. Otherwise it heartbeats
+ * every CLUSTER_HEARTBEAT_MS. */
 void cluster_after_iteration(struct cluster *c);
 
 /* Close raft and its I/O; @cb fires once raft is closed. */
