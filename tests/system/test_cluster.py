@@ -331,8 +331,46 @@ def test_stop_with_a_command_in_flight(s):
             n.proc.send_signal(signal.SIGCONT)
 
 
+def test_follower_stop_with_a_forwarded_command(s):
+    """A follower stopped while a command it forwarded to the leader awaits
+    the leader's answer tells the client the command may have been applied
+    (the leader may have appended it), and exits 0."""
+    nodes = s.cluster(3)
+    lead = wait_until(lambda: leader_of(nodes), 15, what="a leader")
+    follower, other = [n for n in nodes if n is not lead]
+    # ... and where to forward to: the leader announces its HTTP address
+    # through the log once elected.
+    wait_until(lambda: lead.http_addr in [m["HttpAddress"] for m in
+                                          follower.request("GET", "/api_v2/nodes").json()],
+               10, what="the follower knows the leader's HTTP address")
+    # The leader and the other follower are stopped: the forwarded request
+    # gets no answer, and no election can take the leader's place.
+    for n in (lead, other):
+        n.proc.send_signal(signal.SIGSTOP)
+    try:
+        result = {}
+
+        def send():
+            c = follower.client()
+            result["r"] = c.command("directory.Create", {"Parent": "root", "Name": "forwarded"},
+                                    timeout=15)
+            c.close_conn()
+        t = threading.Thread(target=send)
+        t.start()
+        time.sleep(0.3)  # forwarded, no answer yet
+        rc = follower.stop()
+        t.join(15)
+        check(rc == 0, ("exit status", rc, follower.read_log()))
+        r = result.get("r")
+        check(r is not None and r.status == 503, r)
+        check("may have been applied" in r.json()["Error"], r.json())
+    finally:
+        for n in (lead, other):
+            n.proc.send_signal(signal.SIGCONT)
+
+
 if __name__ == "__main__":
     Suite().run([test_any_node_takes_commands, test_membership_views_and_linearizable_reads,
                  test_membership_changes, test_concurrent_conflict,
                  test_leader_kill9_loses_nothing, test_quorum_loss,
-                 test_stop_with_a_command_in_flight])
+                 test_stop_with_a_command_in_flight, test_follower_stop_with_a_forwarded_command])
