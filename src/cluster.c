@@ -92,8 +92,28 @@ static int any_follower_probing(struct raft *r)
     return 0;
 }
 
+/* What the followers could apply if they knew the commit index: the sum
+ * over followers of min(their match index, the commit index). It grows when
+ * the commit index moves, and when a follower that was behind the commit
+ * has written more of the log. */
+static raft_index followers_can_apply(struct raft *r)
+{
+    raft_index sum = 0;
+    unsigned i;
+    for (i = 0; i < r->configuration.n; i++) {
+        const struct raft_server *s = &r->configuration.servers[i];
+        raft_index match = r->leader_state.progress[i].match_index;
+        if (s->id != r->id && s->role != RAFT_SPARE) {
+            sum += match < r->commit_index ? match : r->commit_index;
+        }
+    }
+    return sum;
+}
+
 void cluster_after_iteration(struct cluster *c)
 {
+    raft_index can_apply;
+
     if (raft_state(&c->raft) != RAFT_LEADER) {
         return;
     }
@@ -104,10 +124,11 @@ void cluster_after_iteration(struct cluster *c)
         }
         return;
     }
-    if (c->raft.commit_index == c->seen_commit) {
+    can_apply = followers_can_apply(&c->raft);
+    if (can_apply == c->seen_can_apply) {
         return;
     }
-    c->seen_commit = c->raft.commit_index;
+    c->seen_can_apply = can_apply;
     c->commit_moved_ms = util_mono_ms();
     if (!c->fast_heartbeat) {
         c->fast_heartbeat = 1;
@@ -115,7 +136,9 @@ void cluster_after_iteration(struct cluster *c)
     }
     /* Tell the followers now rather than at the next tick (up to a
      * millisecond away): with a heartbeat timeout of 0, raft's tick sends
-     * every follower the new commit index. */
+     * every follower the commit index. A follower applies only entries it
+     * has written, so one that wrote its copy after the commit needs
+     * telling again. */
     if (c->tick != NULL) {
         c->tick(&c->io);
     }

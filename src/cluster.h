@@ -24,7 +24,7 @@ struct cluster {
     struct raft_barrier nudge;   /* see cluster_nudge */
     int nudge_pending;
     int was_leader;
-    raft_index seen_commit;      /* see cluster_after_iteration */
+    raft_index seen_can_apply;   /* see cluster_after_iteration */
     uint64_t commit_moved_ms;
     int fast_heartbeat;
     int (*io_start)(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick,
@@ -74,13 +74,14 @@ void cluster_nudge(struct cluster *c);
 
 /* Once per loop iteration. A follower learns that an entry is committed
  * from the leader's next AppendEntries, and applies it at once only when
- * that message carries no new entries (otherwise after writing them). So
- * when the commit index has moved in this iteration (and every follower is
- * streaming, not probing), the leader runs raft's tick at once with a
- * heartbeat timeout of 0, which sends every follower the new commit index,
- * and keeps sending it at every tick (1 ms) for a while: an event reaches
- * subscribers on followers right after its commit. Otherwise it heartbeats
- * every CLUSTER_HEARTBEAT_MS. */
+ * that message carries no new entries (otherwise after writing them), and
+ * only if it has written the entry. So when, in this iteration, the commit
+ * index has moved or a follower has written entries the leader had already
+ * committed (and every follower is streaming, not probing), the leader runs
+ * raft's tick at once with a heartbeat timeout of 0, which sends every
+ * follower the commit index, and keeps sending it at every tick (1 ms) for
+ * a while: an event reaches subscribers on followers right after its
+ * commit. Otherwise it heartbeats every CLUSTER_HEARTBEAT_MS. */
 void cluster_after_iteration(struct cluster *c);
 
 /* Close raft and its I/O; @cb fires once raft is closed. */
