@@ -10,14 +10,17 @@
 #include "util.h"
 
 #define WATCH_INTERVAL_MS 50
-/* Raft ticks every TICK_MS (the heartbeat timeout at start fixes raft_uv's
- * tick); the heartbeat timeout is then CLUSTER_HEARTBEAT_MS while idle and
- * TICK_MS while commits are moving (see cluster_after_iteration). */
-#define TICK_MS 1
+/* raft_uv ticks raft every TICK_MS (the heartbeat timeout at start fixes
+ * that interval), and the leader heartbeats every CLUSTER_HEARTBEAT_MS.
+ * While commits move, the leader's own fast timer also ticks raft every
+ * FAST_TICK_MS with a heartbeat timeout of 0 (see cluster_after_iteration);
+ * a 1 ms raft_uv tick cost an idle node ~2% of a core. */
+#define TICK_MS 10
 #define CLUSTER_HEARTBEAT_MS 20
-/* While commits move, every tick sends each follower an AppendEntries with
- * the commit index, even right after one that carried entries (a follower
- * applies those only after writing them). */
+#define FAST_TICK_MS 1
+/* While commits move, every fast tick sends each follower an AppendEntries
+ * with the commit index, even right after one that carried entries (a
+ * follower applies those only after writing them). */
 #define FAST_HEARTBEAT_MS 0
 /* raft 0.15's replication state of a follower (src/progress.h): in probe
  * state every heartbeat resends all entries from the follower's next index,
@@ -40,6 +43,32 @@ static void barrier_cb(struct raft_barrier *req, int status)
     }
 }
 
+static void fast_tick_cb(uv_timer_t *t)
+{
+    struct cluster *c = t->data;
+    if (c->tick != NULL) {
+        c->tick(&c->io);
+    }
+}
+
+static void fast_start(struct cluster *c)
+{
+    if (!c->fast_heartbeat) {
+        c->fast_heartbeat = 1;
+        raft_set_heartbeat_timeout(&c->raft, FAST_HEARTBEAT_MS);
+        uv_timer_start(&c->fast_tick, fast_tick_cb, FAST_TICK_MS, FAST_TICK_MS);
+    }
+}
+
+static void fast_stop(struct cluster *c)
+{
+    if (c->fast_heartbeat) {
+        c->fast_heartbeat = 0;
+        raft_set_heartbeat_timeout(&c->raft, CLUSTER_HEARTBEAT_MS);
+        uv_timer_stop(&c->fast_tick);
+    }
+}
+
 /* Raft 0.15 does not commit a no-op when it wins an election, so entries of
  * earlier terms would wait for the next command; a barrier commits them. */
 static void watch_cb(uv_timer_t *t)
@@ -59,9 +88,9 @@ static void watch_cb(uv_timer_t *t)
         log_info("lost leadership");
     }
     c->was_leader = leader;
-    if (c->fast_heartbeat && util_mono_ms() - c->commit_moved_ms > FAST_HEARTBEAT_FOR_MS) {
-        c->fast_heartbeat = 0;
-        raft_set_heartbeat_timeout(&c->raft, CLUSTER_HEARTBEAT_MS);
+    if (c->fast_heartbeat &&
+        (!leader || util_mono_ms() - c->commit_moved_ms > FAST_HEARTBEAT_FOR_MS)) {
+        fast_stop(c);
     }
 }
 
@@ -118,10 +147,7 @@ void cluster_after_iteration(struct cluster *c)
         return;
     }
     if (any_follower_probing(&c->raft)) {
-        if (c->fast_heartbeat) {
-            c->fast_heartbeat = 0;
-            raft_set_heartbeat_timeout(&c->raft, CLUSTER_HEARTBEAT_MS);
-        }
+        fast_stop(c);
         return;
     }
     can_apply = followers_can_apply(&c->raft);
@@ -130,10 +156,7 @@ void cluster_after_iteration(struct cluster *c)
     }
     c->seen_can_apply = can_apply;
     c->commit_moved_ms = util_mono_ms();
-    if (!c->fast_heartbeat) {
-        c->fast_heartbeat = 1;
-        raft_set_heartbeat_timeout(&c->raft, FAST_HEARTBEAT_MS);
-    }
+    fast_start(c);
     /* Tell the followers now rather than at the next tick (up to a
      * millisecond away): with a heartbeat timeout of 0, raft's tick sends
      * every follower the commit index. A follower applies only entries it
@@ -270,6 +293,8 @@ int cluster_start(struct cluster *c, uv_loop_t *loop, const struct config *confi
     raft_set_heartbeat_timeout(&c->raft, CLUSTER_HEARTBEAT_MS);
     uv_timer_init(loop, &c->watch);
     c->watch.data = c;
+    uv_timer_init(loop, &c->fast_tick);
+    c->fast_tick.data = c;
     uv_timer_start(&c->watch, watch_cb, 0, WATCH_INTERVAL_MS);
     return 0;
 
@@ -398,6 +423,7 @@ static void drain_cb(uv_timer_t *t)
         util_mono_ms() - c->close_started_ms < CLOSE_DRAIN_MS) {
         return;
     }
+    uv_close((uv_handle_t *)&c->fast_tick, NULL);
     uv_timer_stop(&c->watch);
     uv_close((uv_handle_t *)&c->watch, watch_closed);
 }
@@ -407,6 +433,7 @@ void cluster_close(struct cluster *c, void (*cb)(struct cluster *c))
     c->closing = 1;
     c->close_cb = cb;
     c->close_started_ms = util_mono_ms();
+    fast_stop(c);
     /* the watch timer polls the drain from now on */
     uv_timer_start(&c->watch, drain_cb, 0, 1);
 }

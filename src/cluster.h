@@ -26,7 +26,8 @@ struct cluster {
     int was_leader;
     raft_index seen_can_apply;   /* see cluster_after_iteration */
     uint64_t commit_moved_ms;
-    int fast_heartbeat;
+    int fast_heartbeat;          /* fast_tick runs */
+    uv_timer_t fast_tick;
     int (*io_start)(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick,
                     raft_io_recv_cb recv); /* raft_uv's, wrapped */
     raft_io_tick_cb tick;        /* raft's tick, to run it early */
@@ -79,9 +80,10 @@ void cluster_nudge(struct cluster *c);
  * index has moved or a follower has written entries the leader had already
  * committed (and every follower is streaming, not probing), the leader runs
  * raft's tick at once with a heartbeat timeout of 0, which sends every
- * follower the commit index, and keeps sending it at every tick (1 ms) for
- * a while: an event reaches subscribers on followers right after its
- * commit. Otherwise it heartbeats every CLUSTER_HEARTBEAT_MS. */
+ * follower the commit index, and keeps sending it from a 1 ms timer of its
+ * own for a while (100 ms after the last move): an event reaches
+ * subscribers on followers right after its commit. Otherwise raft ticks
+ * every 10 ms and heartbeats every CLUSTER_HEARTBEAT_MS. */
 void cluster_after_iteration(struct cluster *c);
 
 /* Close raft and its I/O; @cb fires once raft is closed. */
