@@ -301,73 +301,57 @@ def test_membership_changes(s):
     expect(rest[0].command("directory.Create", {"Parent": "root", "Name": "after-removal"}), 200)
 
 
-def test_stop_with_a_command_in_flight(s):
-    """A leader stopped while a command it took waits for a quorum answers
-    503 saying the command may have been applied, and exits 0."""
-    nodes = s.cluster(3)
-    lead = wait_until(lambda: leader_of(nodes), 15, what="a leader")
-    others = [n for n in nodes if n is not lead]
-    for n in others:
+def stop_with_a_command_in_flight(node, paused, name):
+    """With @paused SIGSTOPped, send @node a directory.Create, stop @node
+    (SIGTERM) while the command waits, and check that @node exits 0 and
+    answers 503 saying the command may have been applied."""
+    for n in paused:
         n.proc.send_signal(signal.SIGSTOP)
     try:
         result = {}
 
         def send():
-            c = lead.client()
-            result["r"] = c.command("directory.Create", {"Parent": "root", "Name": "in-flight"},
+            c = node.client()
+            result["r"] = c.command("directory.Create", {"Parent": "root", "Name": name},
                                     timeout=15)
             c.close_conn()
         t = threading.Thread(target=send)
         t.start()
-        time.sleep(0.3)  # appended here, no quorum to commit it
-        rc = lead.stop()
+        time.sleep(0.3)  # taken and passed on; no answer can come
+        rc = node.stop()
         t.join(15)
-        check(rc == 0, ("exit status", rc, lead.read_log()))
+        check(rc == 0, ("exit status", rc, node.read_log()))
         r = result.get("r")
         check(r is not None and r.status == 503, r)
         check("may have been applied" in r.json()["Error"], r.json())
     finally:
-        for n in others:
+        for n in paused:
             n.proc.send_signal(signal.SIGCONT)
+
+
+def test_stop_with_a_command_in_flight(s):
+    """A leader stopped while a command it took waits for a quorum (the
+    followers are paused) answers 503 saying the command may have been
+    applied, and exits 0."""
+    nodes = s.cluster(3)
+    lead = wait_until(lambda: leader_of(nodes), 15, what="a leader")
+    stop_with_a_command_in_flight(lead, [n for n in nodes if n is not lead], "in-flight")
 
 
 def test_follower_stop_with_a_forwarded_command(s):
     """A follower stopped while a command it forwarded to the leader awaits
-    the leader's answer tells the client the command may have been applied
-    (the leader may have appended it), and exits 0."""
+    the leader's answer (the leader and the other follower are paused, so
+    no answer comes and no election replaces the leader) tells the client
+    the command may have been applied, and exits 0."""
     nodes = s.cluster(3)
     lead = wait_until(lambda: leader_of(nodes), 15, what="a leader")
     follower, other = [n for n in nodes if n is not lead]
-    # ... and where to forward to: the leader announces its HTTP address
-    # through the log once elected.
+    # The leader announces its HTTP address through the log once elected;
+    # until the follower has it, a command is parked there, never sent.
     wait_until(lambda: lead.http_addr in [m["HttpAddress"] for m in
                                           follower.request("GET", "/api_v2/nodes").json()],
                10, what="the follower knows the leader's HTTP address")
-    # The leader and the other follower are stopped: the forwarded request
-    # gets no answer, and no election can take the leader's place.
-    for n in (lead, other):
-        n.proc.send_signal(signal.SIGSTOP)
-    try:
-        result = {}
-
-        def send():
-            c = follower.client()
-            result["r"] = c.command("directory.Create", {"Parent": "root", "Name": "forwarded"},
-                                    timeout=15)
-            c.close_conn()
-        t = threading.Thread(target=send)
-        t.start()
-        time.sleep(0.3)  # forwarded, no answer yet
-        rc = follower.stop()
-        t.join(15)
-        check(rc == 0, ("exit status", rc, follower.read_log()))
-        r = result.get("r")
-        check(r is not None and r.status == 503, r)
-        check("may have been applied" in r.json()["Error"], r.json())
-    finally:
-        for n in (lead, other):
-            n.proc.send_signal(signal.SIGCONT)
-
+    stop_with_a_command_in_flight(follower, [lead, other], "forwarded")
 
 if __name__ == "__main__":
     Suite().run([test_any_node_takes_commands, test_membership_views_and_linearizable_reads,
