@@ -94,8 +94,8 @@ static void watch_cb(uv_timer_t *t)
     }
 }
 
-/* raft_uv's start, wrapped to keep raft's tick callback (cluster_after_iteration
- * runs it early). */
+/* raft_uv's start, wrapped to keep raft's tick callback, which
+ * cluster_after_iteration and the fast timer run between raft_uv's ticks. */
 static int io_start(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick,
                     raft_io_recv_cb recv)
 {
@@ -157,7 +157,7 @@ void cluster_after_iteration(struct cluster *c)
     c->seen_can_apply = can_apply;
     c->commit_moved_ms = util_mono_ms();
     fast_start(c);
-    /* Tell the followers now rather than at the next tick (up to a
+    /* Tell the followers now rather than at the next fast tick (up to a
      * millisecond away): with a heartbeat timeout of 0, raft's tick sends
      * every follower the commit index. A follower applies only entries it
      * has written, so one that wrote its copy after the commit needs
