@@ -353,8 +353,30 @@ def test_follower_stop_with_a_forwarded_command(s):
                10, what="the follower knows the leader's HTTP address")
     stop_with_a_command_in_flight(follower, [lead, other], "forwarded")
 
+
+def test_standby_stop_with_a_command_awaiting_apply(s):
+    """A node stopped after the leader has appended a command it forwarded,
+    while it waits to apply it, tells the client the command may have been
+    applied. The node is a standby (it gets the log but does not count for
+    the quorum) and both other voters are paused, so the entry can be
+    appended but not committed."""
+    from harness import Node
+    nodes = s.cluster(3)
+    lead = wait_until(lambda: leader_of(nodes), 15, what="a leader")
+    standby = Node(s.varastod, s.dirs[-1], 4, None, nodes[0].token_file)
+    s.nodes.append(standby)
+    expect(lead.command("cluster.AddNode", {"Id": 4, "RaftAddress": "127.0.0.1:%d" % standby.raft_port,
+                                            "HttpAddress": standby.http_addr, "Role": "standby"}), 200)
+    standby.extra = ["--join", "http://" + lead.http_addr]
+    standby.start()
+    wait_until(lambda: lead.http_addr in [m["HttpAddress"] for m in
+                                          standby.request("GET", "/api_v2/nodes").json()],
+               10, what="the standby knows the leader's HTTP address")
+    stop_with_a_command_in_flight(standby, [n for n in nodes if n is not lead], "awaiting-apply")
+
 if __name__ == "__main__":
     Suite().run([test_any_node_takes_commands, test_membership_views_and_linearizable_reads,
                  test_membership_changes, test_concurrent_conflict,
                  test_leader_kill9_loses_nothing, test_quorum_loss,
-                 test_stop_with_a_command_in_flight, test_follower_stop_with_a_forwarded_command])
+                 test_stop_with_a_command_in_flight, test_follower_stop_with_a_forwarded_command,
+                 test_standby_stop_with_a_command_awaiting_apply])
