@@ -131,9 +131,9 @@ static void on_commit(void *data, const struct domain_event *events, unsigned n,
     http_seq_applied(&node->http, last_seq);
     submit_result_applied(node, &node->fsm.result);
     submit_applied(node, node->fsm.applied_index);
-    /* Retried from on_check: on the leader this runs inside raft's apply
-     * callback, and a retry may fill a batch, which calls raft_apply. */
-    node->retry_parked = node->submit_parked != NULL;
+    if (node->submit_parked != NULL) {
+        submit_retry_parked(node);
+    }
 }
 
 static void on_restore(void *data, uint64_t last_seq)
@@ -365,10 +365,6 @@ static void on_check(uv_check_t *h)
     commit_when_due(node);
     cluster_after_iteration(&node->cluster);
     applied = raft_last_applied(&node->cluster.raft);
-    if (node->retry_parked) {
-        node->retry_parked = 0;
-        submit_retry_parked(node);
-    }
     submit_flush(node);
     retention_pass(node);
     if (applied != node->seen_applied) {

@@ -34,7 +34,6 @@ struct node {
     struct forward forward;
     struct submit_op *submit_waits; /* forwarded commands waiting for local apply */
     struct submit_op *submit_parked; /* commands waiting for a leader to be known */
-    int retry_parked;               /* an apply asks on_check to retry them */
     struct fwd_batch *fwd_batch;     /* entries to forward at the end of this iteration */
     struct raft_batch *raft_batch;   /* entries to append at the end of this iteration */
     struct raft_batch *applying, *applying_tail; /* appended, waiting for their outcome */
