@@ -296,10 +296,7 @@ static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **
     uint64_t index = raft_last_applied(f->raft) + 1;
     int rv = 0;
 
-    /* A follower queues (see struct fsm); the leader applies at once, so
-     * that its answers leave with the commit rather than at the end of the
-     * loop iteration, unless earlier entries are still queued. */
-    if (f->defer && (raft_state(f->raft) != RAFT_LEADER || f->pending_off < f->pending.len)) {
+    if (f->defer) {
         static const uint8_t pad[8];
         uint64_t len = buf->len;
         if (buf_append(&f->pending, &index, sizeof index) != 0 ||

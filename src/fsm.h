@@ -59,12 +59,10 @@ struct fsm {
      * transaction, committed by fsm_flush. Each entry's effects and index
      * still commit together, so a restart never splits or repeats one. */
     int group_commit;
-    /* Deferred apply, on followers: raft's apply callback only queues the
-     * entry, and the node applies the queue once per loop iteration
-     * (fsm_flush). Raft sends a follower's AppendEntries result after its
-     * apply callback returns, so the read model stays off the commit path.
-     * The leader applies at once (its answers wait for the apply), unless
-     * entries queued while it was a follower are still waiting. */
+    /* Deferred apply: raft's apply callback only queues the entry, and the
+     * node applies the queue once per loop iteration (fsm_flush). Raft sends
+     * a follower's AppendEntries result after its apply callback returns, so
+     * the read model stays off the commit path. */
     int defer;
     struct buf pending;
     size_t pending_off;
@@ -97,8 +95,8 @@ int fsm_flush(struct fsm *f);
 /* Apply the deferred entries (in the open transaction, not committed). */
 void fsm_apply_pending(struct fsm *f);
 
-/* On followers, queue committed entries in raft's apply callback and apply
- * them in fsm_flush (see struct fsm). Call before raft starts. */
+/* Queue committed entries in raft's apply callback and apply them in
+ * fsm_flush (see struct fsm). Call before raft starts. */
 void fsm_defer_apply(struct fsm *f);
 
 /* The automatic snapshot threshold after a snapshot of @snapshot_bytes. */
