@@ -143,7 +143,8 @@ void cluster_after_iteration(struct cluster *c)
 {
     raft_index can_apply;
 
-    if (raft_state(&c->raft) != RAFT_LEADER) {
+    /* A closing cluster is draining its appends: nothing more to tell. */
+    if (c->closing || raft_state(&c->raft) != RAFT_LEADER) {
         return;
     }
     if (any_follower_probing(&c->raft)) {
