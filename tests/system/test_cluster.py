@@ -329,6 +329,15 @@ def stop_with_a_command_in_flight(node, paused, name):
             n.proc.send_signal(signal.SIGCONT)
 
 
+def knows_leader_address(node, lead):
+    """Wait until @node has @lead's HTTP address: the leader announces it
+    through the log once elected, and until a node has it, a command sent
+    there is parked, never forwarded."""
+    wait_until(lambda: lead.http_addr in [m["HttpAddress"] for m in
+                                          node.request("GET", "/api_v2/nodes").json()],
+               10, what="node %d knows the leader's HTTP address" % node.id)
+
+
 def test_stop_with_a_command_in_flight(s):
     """A leader stopped while a command it took waits for a quorum (the
     followers are paused) answers 503 saying the command may have been
@@ -346,11 +355,7 @@ def test_follower_stop_with_a_forwarded_command(s):
     nodes = s.cluster(3)
     lead = wait_until(lambda: leader_of(nodes), 15, what="a leader")
     follower, other = [n for n in nodes if n is not lead]
-    # The leader announces its HTTP address through the log once elected;
-    # until the follower has it, a command is parked there, never sent.
-    wait_until(lambda: lead.http_addr in [m["HttpAddress"] for m in
-                                          follower.request("GET", "/api_v2/nodes").json()],
-               10, what="the follower knows the leader's HTTP address")
+    knows_leader_address(follower, lead)
     stop_with_a_command_in_flight(follower, [lead, other], "forwarded")
 
 
@@ -369,10 +374,9 @@ def test_standby_stop_with_a_command_awaiting_apply(s):
                                             "HttpAddress": standby.http_addr, "Role": "standby"}), 200)
     standby.extra = ["--join", "http://" + lead.http_addr]
     standby.start()
-    wait_until(lambda: lead.http_addr in [m["HttpAddress"] for m in
-                                          standby.request("GET", "/api_v2/nodes").json()],
-               10, what="the standby knows the leader's HTTP address")
+    knows_leader_address(standby, lead)
     stop_with_a_command_in_flight(standby, [n for n in nodes if n is not lead], "awaiting-apply")
+
 
 if __name__ == "__main__":
     Suite().run([test_any_node_takes_commands, test_membership_views_and_linearizable_reads,
