@@ -1,5 +1,8 @@
 """Acknowledged writes survive kill -9; restarts after snapshots restore the
 same state; nothing is applied twice."""
+import fcntl
+import os
+import struct
 import threading
 import time
 
@@ -111,6 +114,48 @@ def test_kill9_with_subscriber_resume(s):
     check(seen == list(range(1, 71)), seen)
 
 
+def unwritten_bytes(path):
+    """Bytes of the file in extents the file system flags unwritten
+    (allocated, never written: FIEMAP_EXTENT_UNWRITTEN)."""
+    fs_ioc_fiemap, flag_sync, extent_unwritten, count = 0xC020660B, 1, 0x800, 256
+    buf = bytearray(struct.pack("=QQIIII", 0, 2**64 - 1, flag_sync, 0, count, 0)
+                    + bytes(56 * count))
+    with open(path, "rb") as f:
+        fcntl.ioctl(f.fileno(), fs_ioc_fiemap, buf)
+    total = 0
+    for i in range(struct.unpack_from("=I", buf, 20)[0]):
+        length = struct.unpack_from("=Q", buf, 32 + 56 * i + 16)[0]
+        if struct.unpack_from("=I", buf, 32 + 56 * i + 40)[0] & extent_unwritten:
+            total += length
+    return total
+
+
+def test_log_segments_are_zero_filled(s):
+    # raft appends with RWF_NOWAIT direct writes; a write into an unwritten
+    # extent cannot be done without blocking and goes to the thread pool.
+    # The daemon fills each new segment with zeros so that never happens.
+    n = s.node()
+    probe = os.path.join(os.path.dirname(n.data_dir), "probe")
+    with open(probe, "wb") as f:
+        os.posix_fallocate(f.fileno(), 0, 1 << 20)
+    if unwritten_bytes(probe) == 0:
+        print("note: no unwritten extents on this file system; nothing to check")
+        return
+    for i in range(20):
+        expect(n.command("directory.Create", {"Parent": "root", "Name": "z%d" % i}), 200)
+    raft_dir = os.path.join(n.data_dir, "raft")
+
+    def still_unwritten():
+        # a segment raft_uv is preparing right now may be mid-fill
+        return [f for f in os.listdir(raft_dir)
+                if f.startswith("open-") and unwritten_bytes(os.path.join(raft_dir, f)) > 0]
+    check([f for f in os.listdir(raft_dir) if f.startswith("open-")], os.listdir(raft_dir))
+    try:
+        wait_until(lambda: not still_unwritten(), 10, what="zero-filled segments")
+    except Exception:  # noqa: BLE001 - report which
+        check(False, "segments with unwritten extents: %r" % still_unwritten())
+
+
 if __name__ == "__main__":
     Suite().run([test_kill9_during_writes, test_restart_after_snapshots,
-                 test_kill9_with_subscriber_resume])
+                 test_kill9_with_subscriber_resume, test_log_segments_are_zero_filled])
