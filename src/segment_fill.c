@@ -67,7 +67,9 @@ static int is_open_segment(int fd)
 
 /* Overwrites [offset, offset + len) with zeros, whole aligned blocks only.
  * Returns 0 or an errno value. A file system without direct I/O (tmpfs)
- * has no unwritten extents to convert: nothing to do there. */
+ * has no unwritten extents to convert, and a device that refuses our
+ * alignment keeps them: the segment then stays as allocated, which is
+ * only slower. */
 static int zero_fill(int fd, off_t offset, off_t len)
 {
     char link[64];
@@ -95,6 +97,9 @@ static int zero_fill(int fd, off_t offset, off_t len)
         ssize_t w = pwrite(direct, zeros, n, offset);
         if (w < 0 && errno == EINTR) {
             continue;
+        }
+        if (w < 0 && errno == EINVAL) {
+            break; /* the device wants larger alignment: leave it unwritten */
         }
         if (w <= 0) {
             err = w < 0 ? errno : EIO;
