@@ -18,9 +18,10 @@ static void appended_cb(struct raft_apply *req, int status, void *result)
 }
 
 /* POST /internal/apply: log entries from a follower (frames back to back),
- * appended here verbatim in one go. The answer is the index of the first,
- * at once: the follower answers its clients as it applies the entries
- * itself, and learns from that index if leadership changes lost them. */
+ * appended here verbatim, together, with the rest of this loop iteration's
+ * entries. The answer is the index of the first, as soon as raft has taken
+ * them: the follower answers its clients as it applies the entries itself,
+ * and learns from that index if leadership changes lost them. */
 void api_internal_apply(struct node *node, h2o_req_t *req, char **params)
 {
     const uint8_t *p = (const uint8_t *)req->entity.base;
@@ -70,6 +71,12 @@ void api_internal_apply(struct node *node, h2o_req_t *req, char **params)
     }
     if (bufs == NULL || apply == NULL || i < n) {
         rv = RAFT_NOMEM;
+    } else if (submit_append_forwarded(node, req, bufs, (unsigned)n) == 0) {
+        /* with this iteration's other entries: one raft write and one
+         * AppendEntries for all of them; answered when raft takes them */
+        free(bufs);
+        free(apply);
+        return;
     } else {
         rv = cluster_submit(&node->cluster, apply, bufs, (unsigned)n, appended_cb);
     }

@@ -8,6 +8,7 @@
 #include "codec.h"
 #include <cjson/cJSON.h>
 #include "forward.h"
+#include "http.h"
 #include "entry.h"
 #include "log.h"
 #include "util.h"
@@ -176,13 +177,23 @@ static void deliver_fsm_result(struct submit_op *op, const struct fsm_result *r)
 
 #define RAFT_BATCH_MAX 256
 
+/* A follower's POST /internal/apply whose entries ride in a batch: it is
+ * answered with their index once raft has taken the batch. */
+struct fwd_answer {
+    struct req_ref ref;
+    unsigned offset, n; /* the entries' place in the batch */
+    struct fwd_answer *next;
+};
+
 struct raft_batch {
     struct raft_apply req;
     struct node *node;
+    struct fwd_answer *answers; /* forwarded entries in this batch */
     struct raft_batch *next; /* node->applying, in index order */
     raft_term term;          /* raft's term when appended */
     uint64_t first;          /* raft index of ops[0] */
-    unsigned n, done;        /* ops[0..done) have their outcome */
+    unsigned n, done;        /* ops[0..done) have their outcome; a NULL
+                              * op is a follower's entry: no one waits here */
     int raft_done;           /* raft's callback has fired (or never will) */
     int queued;              /* in node->applying */
     struct submit_op *ops[RAFT_BATCH_MAX];
@@ -220,7 +231,10 @@ static void raft_batch_dequeue(struct raft_batch *b)
 static void raft_batch_fail(struct raft_batch *b, const char *message)
 {
     while (b->done < b->n) {
-        finish_unavailable(b->ops[b->done++], message);
+        struct submit_op *op = b->ops[b->done++];
+        if (op != NULL) {
+            finish_unavailable(op, message);
+        }
     }
     if (b->queued) {
         raft_batch_dequeue(b);
@@ -271,19 +285,44 @@ void submit_result_applied(struct node *node, const struct fsm_result *r)
         return;
     }
     while (b->first + b->done < r->index) {
-        finish_unavailable(b->ops[b->done++], LOST_LEADERSHIP);
+        op = b->ops[b->done++];
+        if (op != NULL) {
+            finish_unavailable(op, LOST_LEADERSHIP);
+        }
     }
     op = b->ops[b->done++];
-    op->backend_done = 1;
-    if (r->status == 0) {
-        deliver_unavailable(op, LOST_LEADERSHIP);
-    } else {
-        deliver_fsm_result(op, r);
+    if (op != NULL) {
+        op->backend_done = 1;
+        if (r->status == 0) {
+            deliver_unavailable(op, LOST_LEADERSHIP);
+        } else {
+            deliver_fsm_result(op, r);
+        }
+        op_release(op);
     }
-    op_release(op);
     if (b->done == b->n) {
         raft_batch_dequeue(b);
         raft_batch_release(b);
+    }
+}
+
+/* Answer the followers whose entries are in @b: with their index once
+ * raft took the batch (@message NULL), else with a 503 @message. */
+static void raft_batch_answer(struct raft_batch *b, const char *message)
+{
+    while (b->answers != NULL) {
+        struct fwd_answer *a = b->answers;
+        h2o_req_t *req = req_ref_detach(&a->ref);
+        b->answers = a->next;
+        if (req != NULL && message != NULL) {
+            http_reply_unavailable(b->node, req, message);
+        } else if (req != NULL) {
+            char body[64];
+            int len = snprintf(body, sizeof body, "{\"Index\":%llu,\"Count\":%u}",
+                               (unsigned long long)(b->req.index + a->offset), a->n);
+            http_reply_json(b->node, req, 200, body, (size_t)len);
+        }
+        free(a);
     }
 }
 
@@ -294,6 +333,7 @@ static void raft_batch_refuse(struct raft_batch *b, const char *message)
     for (i = 0; i < b->n; i++) {
         raft_free(b->bufs[i].base);
     }
+    raft_batch_answer(b, message);
     b->raft_done = 1;
     raft_batch_fail(b, message);
 }
@@ -312,6 +352,7 @@ static void raft_batch_flush(struct node *node)
         raft_batch_refuse(b, "the log is not accepting commands now; retry");
         return;
     }
+    raft_batch_answer(b, NULL);
     b->first = b->req.index;
     b->queued = 1;
     if (node->applying_tail != NULL) {
@@ -322,7 +363,8 @@ static void raft_batch_flush(struct node *node)
     node->applying_tail = b;
 }
 
-static void raft_batch_add(struct node *node, struct submit_op *op, struct raft_buffer buf)
+/* The batch this iteration's entries go to, or NULL without memory. */
+static struct raft_batch *raft_batch_current(struct node *node)
 {
     struct raft_batch *b = node->raft_batch;
     if (b == NULL) {
@@ -331,13 +373,22 @@ static void raft_batch_add(struct node *node, struct submit_op *op, struct raft_
          * batch's bookkeeping. */
         b = malloc(sizeof *b);
         if (b == NULL) {
-            raft_free(buf.base);
-            finish_unavailable(op, "out of memory; retry");
-            return;
+            return NULL;
         }
         memset(b, 0, offsetof(struct raft_batch, ops));
         b->node = node;
         node->raft_batch = b;
+    }
+    return b;
+}
+
+static void raft_batch_add(struct node *node, struct submit_op *op, struct raft_buffer buf)
+{
+    struct raft_batch *b = raft_batch_current(node);
+    if (b == NULL) {
+        raft_free(buf.base);
+        finish_unavailable(op, "out of memory; retry");
+        return;
     }
     b->ops[b->n] = op;
     b->bufs[b->n] = buf;
@@ -345,6 +396,41 @@ static void raft_batch_add(struct node *node, struct submit_op *op, struct raft_
     if (b->n == RAFT_BATCH_MAX) {
         raft_batch_flush(node);
     }
+}
+
+int submit_append_forwarded(struct node *node, struct st_h2o_req_t *req,
+                            const struct raft_buffer *bufs, unsigned n)
+{
+    struct raft_batch *b;
+    struct fwd_answer *a;
+    unsigned i;
+
+    if (n == 0 || n > RAFT_BATCH_MAX) {
+        return -1;
+    }
+    if (node->raft_batch != NULL && node->raft_batch->n + n > RAFT_BATCH_MAX) {
+        raft_batch_flush(node);
+    }
+    a = calloc(1, sizeof *a);
+    b = a != NULL ? raft_batch_current(node) : NULL;
+    if (b == NULL) {
+        free(a);
+        return -1;
+    }
+    req_ref_attach(&a->ref, req);
+    a->offset = b->n;
+    a->n = n;
+    a->next = b->answers;
+    b->answers = a;
+    for (i = 0; i < n; i++) {
+        b->ops[b->n] = NULL;
+        b->bufs[b->n] = bufs[i];
+        b->n++;
+    }
+    if (b->n == RAFT_BATCH_MAX) {
+        raft_batch_flush(node);
+    }
+    return 0;
 }
 
 /* ---- forwarding in batches (another node leads) ----
