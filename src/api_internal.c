@@ -105,17 +105,17 @@ void api_internal_apply(struct node *node, h2o_req_t *req, char **params)
 }
 
 /* POST /internal/barrier: a follower's linearizable read. The leader appends
- * a barrier (confirming its leadership with a quorum) and answers with the
+ * a barrier, shared with the other linearizable reads of its loop iteration
+ * (confirming its leadership with a quorum), and answers with the
  * index the follower must apply before it reads (a read index). */
 struct barrier_req {
-    struct raft_barrier barrier;
     struct req_ref ref;
     struct node *node;
 };
 
-static void internal_barrier_cb(struct raft_barrier *b, int status)
+static void internal_barrier_cb(void *data, int status, uint64_t barrier_index)
 {
-    struct barrier_req *br = b->data;
+    struct barrier_req *br = data;
     h2o_req_t *req = req_ref_detach(&br->ref);
 
     if (req != NULL) {
@@ -123,7 +123,7 @@ static void internal_barrier_cb(struct raft_barrier *b, int status)
             http_reply_unavailable(br->node, req, "leadership could not be confirmed; retry");
         } else {
             char index[24];
-            snprintf(index, sizeof index, "%llu", (unsigned long long)b->index);
+            snprintf(index, sizeof index, "%llu", (unsigned long long)barrier_index);
             http_add_header(req, "x-varasto-index", index);
             http_reply_json(br->node, req, 200, "{}", 2);
             cluster_nudge(&br->node->cluster);
@@ -151,8 +151,7 @@ void api_internal_barrier(struct node *node, h2o_req_t *req, char **params)
         return;
     }
     br->node = node;
-    br->barrier.data = br;
-    if (cluster_barrier(&node->cluster, &br->barrier, internal_barrier_cb) != 0) {
+    if (cluster_barrier_join(&node->cluster, internal_barrier_cb, br) != 0) {
         free(br);
         http_reply_unavailable(node, req, "this node is not the leader; retry");
         return;

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -354,12 +355,76 @@ int cluster_submit(struct cluster *c, struct raft_apply *req, const struct raft_
     return raft_apply(&c->raft, req, bufs, n, cb);
 }
 
-int cluster_barrier(struct cluster *c, struct raft_barrier *req, raft_barrier_cb cb)
+struct barrier_member {
+    cluster_barrier_done cb;
+    void *data;
+};
+
+struct barrier_group {
+    struct raft_barrier req;
+    unsigned n, cap;
+    struct barrier_member *members;
+};
+
+int cluster_barrier_join(struct cluster *c, cluster_barrier_done cb, void *data)
 {
+    struct barrier_group *g = c->barrier_group;
+
     if (c->closing) {
         return RAFT_SHUTDOWN;
     }
-    return raft_barrier(&c->raft, req, cb);
+    if (g == NULL) {
+        g = calloc(1, sizeof *g);
+        if (g == NULL) {
+            return RAFT_NOMEM;
+        }
+        c->barrier_group = g;
+    }
+    if (g->n == g->cap) {
+        unsigned cap = g->cap ? g->cap * 2 : 8;
+        struct barrier_member *m = realloc(g->members, cap * sizeof *m);
+        if (m == NULL) {
+            return RAFT_NOMEM;
+        }
+        g->members = m;
+        g->cap = cap;
+    }
+    g->members[g->n].cb = cb;
+    g->members[g->n].data = data;
+    g->n++;
+    return 0;
+}
+
+static void barrier_group_finish(struct barrier_group *g, int status, uint64_t index)
+{
+    unsigned i;
+    for (i = 0; i < g->n; i++) {
+        g->members[i].cb(g->members[i].data, status, index);
+    }
+    free(g->members);
+    free(g);
+}
+
+static void barrier_group_cb(struct raft_barrier *req, int status)
+{
+    struct barrier_group *g = req->data;
+    barrier_group_finish(g, status, req->index);
+}
+
+void cluster_barrier_flush(struct cluster *c)
+{
+    struct barrier_group *g = c->barrier_group;
+    int rv;
+
+    if (g == NULL) {
+        return;
+    }
+    c->barrier_group = NULL;
+    g->req.data = g;
+    rv = c->closing ? RAFT_SHUTDOWN : raft_barrier(&c->raft, &g->req, barrier_group_cb);
+    if (rv != 0) {
+        barrier_group_finish(g, rv, 0);
+    }
 }
 
 static void nudge_cb(struct raft_barrier *req, int status)
@@ -435,6 +500,7 @@ void cluster_close(struct cluster *c, void (*cb)(struct cluster *c))
     c->close_cb = cb;
     c->close_started_ms = util_mono_ms();
     fast_stop(c);
+    cluster_barrier_flush(c); /* fails its members: nothing more is appended */
     /* the watch timer polls the drain from now on */
     uv_timer_start(&c->watch, drain_cb, 0, 1);
 }

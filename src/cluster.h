@@ -11,6 +11,8 @@
 #include "fsm.h"
 #include "transport.h"
 
+struct barrier_group;
+
 struct cluster {
     uv_loop_t *loop;
     const struct config *config;
@@ -37,6 +39,7 @@ struct cluster {
     void (*close_cb)(struct cluster *c);
     char raft_dir[CONFIG_PATH_MAX + 16];
     int pristine; /* the raft directory held no state at start */
+    struct barrier_group *barrier_group; /* see cluster_barrier_join */
 };
 
 /* Set up raft over @fsm with data under config->data_dir/raft, bootstrap on a
@@ -64,8 +67,21 @@ const char *cluster_role(struct cluster *c);
 int cluster_submit(struct cluster *c, struct raft_apply *req, const struct raft_buffer *bufs,
                    unsigned n, raft_apply_cb cb);
 
-/* Append a barrier; @cb fires once every earlier entry is applied. */
-int cluster_barrier(struct cluster *c, struct raft_barrier *req, raft_barrier_cb cb);
+/* Leader: have @cb(@data, status, index) called once a barrier appended
+ * after this call has been applied (status 0; index is the barrier's), or
+ * has failed (a RAFT_* status). Every caller of one loop iteration shares
+ * one barrier, appended by cluster_barrier_flush at the iteration's end: a
+ * barrier committed in the current term after a request arrived confirms
+ * this node's leadership for that request and covers everything committed
+ * before it, so linearizable reads need one log entry per iteration, not
+ * one each. Returns 0, or a RAFT_* error and @cb is not called. */
+typedef void (*cluster_barrier_done)(void *data, int status, uint64_t index);
+int cluster_barrier_join(struct cluster *c, cluster_barrier_done cb, void *data);
+
+/* Append the barrier the iteration's cluster_barrier_join callers share;
+ * fails them when this node cannot (not the leader, closing). Once per
+ * loop iteration, and from cluster_close. */
+void cluster_barrier_flush(struct cluster *c);
 
 /* Leader: make followers learn the current commit index now rather than at
  * the next heartbeat. Appending any entry sends AppendEntries at once, and

@@ -46,7 +46,6 @@ struct http_wait {
     unsigned long long min_seq;
     unsigned long long min_index; /* a follower's read index */
     uv_timer_t timer;
-    struct raft_barrier barrier;
     int barrier_pending;
     int timer_open;
     int finished;
@@ -384,9 +383,9 @@ static void wait_gone(struct req_ref *ref)
     wait_finish(w, 2);
 }
 
-static void wait_barrier_cb(struct raft_barrier *req, int status)
+static void wait_barrier_cb(void *data, int status, uint64_t index)
 {
-    struct http_wait *w = req->data;
+    struct http_wait *w = data;
     w->barrier_pending = 0;
     if (w->finished) {
         wait_release(w);
@@ -399,7 +398,7 @@ static void wait_barrier_cb(struct raft_barrier *req, int status)
     /* Leadership confirmed; read once the read model holds everything
      * before the barrier (raft counts deferred entries as applied already),
      * and still honour a min_seq beyond that. */
-    w->min_index = req->index;
+    w->min_index = index;
     if (fsm_applied_raft_index(&w->server->node->fsm) < w->min_index ||
         w->min_seq > w->server->node->fsm.last_seq) {
         return;
@@ -448,25 +447,90 @@ void http_seq_applied(struct http_server *s, unsigned long long seq)
     }
 }
 
-/* The leader answered a follower's read-index request. */
+/* A follower's linearizable reads of one loop iteration, waiting for one
+ * read index from the leader: asked for after all of them arrived, it
+ * covers every write committed before any of them. */
+struct read_index_group {
+    struct http_server *server;
+    unsigned n, cap;
+    struct http_wait **waits;
+    char leader_http[CONFIG_ADDR_MAX];
+};
+
+/* The leader answered a read-index request (@reply NULL: it was never
+ * sent). */
 static void read_index_cb(void *data, const struct forward_reply *reply)
 {
-    struct http_wait *w = data;
-    struct node *node = w->server->node;
+    struct read_index_group *g = data;
+    struct node *node = g->server->node;
+    unsigned i;
 
-    w->barrier_pending = 0;
-    if (w->finished) {
-        wait_release(w);
+    for (i = 0; i < g->n; i++) {
+        struct http_wait *w = g->waits[i];
+        w->barrier_pending = 0;
+        if (w->finished) {
+            wait_release(w);
+            continue;
+        }
+        if (reply == NULL || !reply->ok || reply->status != 200 || reply->index == 0) {
+            wait_finish(w, 2);
+            continue;
+        }
+        w->min_index = reply->index;
+        if (fsm_applied_raft_index(&node->fsm) >= w->min_index &&
+            node->fsm.last_seq >= w->min_seq) {
+            wait_finish(w, 1);
+        }
+    }
+    free(g->waits);
+    free(g);
+}
+
+/* Add @w to this iteration's read-index request to the leader at
+ * @http_addr. Returns 0 or -1 (out of memory). */
+static int read_index_join(struct http_server *s, struct http_wait *w, const char *http_addr)
+{
+    struct read_index_group *g = s->read_index;
+
+    if (g != NULL && strcmp(g->leader_http, http_addr) != 0) {
+        http_flush(s);
+        g = NULL;
+    }
+    if (g == NULL) {
+        g = calloc(1, sizeof *g);
+        if (g == NULL) {
+            return -1;
+        }
+        g->server = s;
+        util_copy(g->leader_http, sizeof g->leader_http, http_addr);
+        s->read_index = g;
+    }
+    if (g->n == g->cap) {
+        unsigned cap = g->cap ? g->cap * 2 : 8;
+        struct http_wait **p = realloc(g->waits, cap * sizeof *p);
+        if (p == NULL) {
+            return -1;
+        }
+        g->waits = p;
+        g->cap = cap;
+    }
+    g->waits[g->n++] = w;
+    w->barrier_pending = 1;
+    return 0;
+}
+
+void http_flush(struct http_server *s)
+{
+    struct read_index_group *g = s->read_index;
+    struct node *node = s->node;
+
+    if (g == NULL) {
         return;
     }
-    if (!reply->ok || reply->status != 200 || reply->index == 0) {
-        wait_finish(w, 2);
-        return;
-    }
-    w->min_index = reply->index;
-    if (fsm_applied_raft_index(&node->fsm) >= w->min_index &&
-        node->fsm.last_seq >= w->min_seq) {
-        wait_finish(w, 1);
+    s->read_index = NULL;
+    if (forward_post(&node->forward, g->leader_http, "/internal/barrier", "", 0,
+                     node->config.min_seq_timeout_ms, read_index_cb, g) != 0) {
+        read_index_cb(g, NULL);
     }
 }
 
@@ -514,10 +578,7 @@ static void dispatch_read(struct http_server *s, h2o_req_t *req, const struct ht
                 http_reply_error(node, req, ERR_INTERNAL, "out of memory");
                 return;
             }
-            w->barrier_pending = 1;
-            if (forward_post(&node->forward, http_addr, "/internal/barrier", "", 0,
-                             node->config.min_seq_timeout_ms, read_index_cb, w) != 0) {
-                w->barrier_pending = 0;
+            if (read_index_join(s, w, http_addr) != 0) {
                 wait_finish(w, 2);
             }
             return;
@@ -531,8 +592,7 @@ static void dispatch_read(struct http_server *s, h2o_req_t *req, const struct ht
             return;
         }
         if (linearizable) {
-            w->barrier.data = w;
-            if (cluster_barrier(&node->cluster, &w->barrier, wait_barrier_cb) != 0) {
+            if (cluster_barrier_join(&node->cluster, wait_barrier_cb, w) != 0) {
                 wait_finish(w, 2);
                 return;
             }
@@ -644,6 +704,11 @@ int http_start(struct http_server *s, struct node *node, uv_loop_t *loop, const 
 
 void http_stop(struct http_server *s)
 {
+    if (s->read_index != NULL) {
+        struct read_index_group *g = s->read_index;
+        s->read_index = NULL;
+        read_index_cb(g, NULL);
+    }
     while (s->waits != NULL) {
         wait_finish(s->waits, 2);
     }

@@ -35,6 +35,8 @@ struct req_ref {
     struct req_ref **slot; /* in the request's pool; points back here */
 };
 
+struct read_index_group;
+
 struct http_server {
     struct node *node;
     h2o_globalconf_t config;
@@ -43,6 +45,7 @@ struct http_server {
     uv_tcp_t listener;
     int listening;
     struct http_wait *waits;  /* requests parked on min_seq or a barrier */
+    struct read_index_group *read_index; /* see http_flush */
 };
 
 /* Listen on @addr (HOST:PORT). Returns 0 or -1 with a message in @err. */
@@ -51,6 +54,10 @@ int http_start(struct http_server *s, struct node *node, uv_loop_t *loop, const 
 
 /* Stop accepting, fail parked requests, and release h2o state. */
 void http_stop(struct http_server *s);
+
+/* Once per loop iteration: a follower asks the leader for one read index
+ * for all the linearizable reads that arrived in the iteration. */
+void http_flush(struct http_server *s);
 
 /* The node applied events up to @seq: resume requests waiting for it. */
 void http_seq_applied(struct http_server *s, unsigned long long seq);

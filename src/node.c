@@ -366,6 +366,8 @@ static void on_check(uv_check_t *h)
     cluster_after_iteration(&node->cluster);
     applied = raft_last_applied(&node->cluster.raft);
     submit_flush(node);
+    cluster_barrier_flush(&node->cluster);
+    http_flush(&node->http);
     retention_pass(node);
     if (applied != node->seen_applied) {
         /* barriers and configuration entries advance raft's applied index

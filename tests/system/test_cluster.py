@@ -238,6 +238,65 @@ def test_membership_views_and_linearizable_reads(s):
     expect(leader.request("POST", "/internal/apply", raw=b"junk"), 400)
 
 
+def test_linearizable_reads_under_writes(s):
+    # Linearizable reads on every node, many at once (they share barriers
+    # and read indexes per loop iteration), while one writer renames a
+    # directory again and again through the leader: every read shows the
+    # last rename acknowledged before the read was sent, or a later one.
+    nodes = s.cluster(3)
+    leader = wait_until(lambda: leader_of(nodes), 15, what="a leader")
+    for n in nodes:
+        knows_leader_address(n, leader)  # a follower asks it for read indexes
+    d = expect(leader.command("directory.Create", {"Parent": "root", "Name": "v0"}), 200)
+    d = d.json()["Id"]
+    acked = [0]
+    stop = threading.Event()
+    errors, reads = [], [0]
+    lock = threading.Lock()
+
+    def write():
+        c = leader.client()
+        i = 0
+        while not stop.is_set() and i < 2000:
+            i += 1
+            r = c.command("directory.Rename", {"Id": d, "Name": "v%d" % i})
+            if r.status != 200:
+                errors.append(("write", r))
+                break
+            acked[0] = i
+        c.close_conn()
+
+    def read(node):
+        c = node.client()
+        deadline = time.monotonic() + 20
+        while not stop.is_set() and time.monotonic() < deadline:
+            before = acked[0]
+            r = c.request("GET", "/api_v2/directories/%s?consistency=linearizable" % d)
+            if r.status != 200:
+                errors.append(("read", node.id, r))
+                break
+            seen = int(r.json()["Directory"]["Name"][1:])
+            if seen < before:
+                errors.append(("stale", node.id, before, seen))
+                break
+            with lock:
+                reads[0] += 1
+        c.close_conn()
+
+    threads = [threading.Thread(target=write)]
+    threads += [threading.Thread(target=read, args=(n,)) for n in nodes for _ in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        wait_until(lambda: (reads[0] >= 1500 and acked[0] >= 200) or errors, 30,
+                   what="1,500 linearizable reads and 200 writes")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+    check(not errors, errors[:3])
+
+
 def test_membership_changes(s):
     from harness import Node
     nodes = s.cluster(3, extra=["--snapshot-threshold", "64"])
@@ -380,6 +439,7 @@ def test_standby_stop_with_a_command_awaiting_apply(s):
 
 if __name__ == "__main__":
     Suite().run([test_any_node_takes_commands, test_membership_views_and_linearizable_reads,
+                 test_linearizable_reads_under_writes,
                  test_membership_changes, test_concurrent_conflict,
                  test_leader_kill9_loses_nothing, test_quorum_loss,
                  test_stop_with_a_command_in_flight, test_follower_stop_with_a_forwarded_command,
