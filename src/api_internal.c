@@ -10,13 +10,6 @@
 #include "node.h"
 #include "submit.h"
 
-static void appended_cb(struct raft_apply *req, int status, void *result)
-{
-    (void)status;
-    (void)result; /* the follower takes each outcome from its own apply */
-    free(req);
-}
-
 /* POST /internal/apply: log entries from a follower (frames back to back),
  * appended here verbatim, together, with the rest of this loop iteration's
  * entries. The answer is the index of the first, as soon as raft has taken
@@ -26,10 +19,6 @@ void api_internal_apply(struct node *node, h2o_req_t *req, char **params)
 {
     const uint8_t *p = (const uint8_t *)req->entity.base;
     size_t len = req->entity.len, off, n = 0, size;
-    struct raft_buffer *bufs;
-    struct raft_apply *apply;
-    unsigned i;
-    int rv;
 
     (void)params;
     if (!node_is_admin(node, req)) {
@@ -54,54 +43,18 @@ void api_internal_apply(struct node *node, h2o_req_t *req, char **params)
         http_reply_error(node, req, ERR_BAD_REQUEST, "not a log entry");
         return;
     }
+    if (n > SUBMIT_BATCH_MAX) {
+        http_reply_error(node, req, ERR_BAD_REQUEST, "at most %u entries per request",
+                         (unsigned)SUBMIT_BATCH_MAX);
+        return;
+    }
     if (!cluster_is_leader(&node->cluster)) {
         http_reply_unavailable(node, req, "this node is not the leader; retry");
         return;
     }
-    bufs = calloc(n, sizeof *bufs);
-    apply = calloc(1, sizeof *apply);
-    for (i = 0, off = 0; bufs != NULL && apply != NULL && i < n; i++, off += size) {
-        size = entry_frame_size(p + off, len - off);
-        bufs[i].len = size;
-        bufs[i].base = raft_malloc(size);
-        if (bufs[i].base == NULL) {
-            break;
-        }
-        memcpy(bufs[i].base, p + off, size);
+    if (submit_append_forwarded(node, req, p, len, (unsigned)n) != 0) {
+        http_reply_error(node, req, ERR_INTERNAL, "out of memory");
     }
-    if (bufs == NULL || apply == NULL || i < n) {
-        rv = RAFT_NOMEM;
-    } else if (submit_append_forwarded(node, req, bufs, (unsigned)n) == 0) {
-        /* with this iteration's other entries: one raft write and one
-         * AppendEntries for all of them; answered when raft takes them */
-        free(bufs);
-        free(apply);
-        return;
-    } else {
-        rv = cluster_submit(&node->cluster, apply, bufs, (unsigned)n, appended_cb);
-    }
-    if (rv != 0) {
-        for (i = 0; bufs != NULL && i < n; i++) {
-            raft_free(bufs[i].base);
-        }
-        free(bufs);
-        free(apply);
-        if (rv == RAFT_NOMEM) {
-            http_reply_error(node, req, ERR_INTERNAL, "out of memory");
-        } else {
-            http_reply_unavailable(node, req, "the log is not accepting commands now; retry");
-        }
-        return;
-    }
-    {
-        struct buf out;
-        buf_init(&out);
-        buf_appendf(&out, "{\"Index\":%llu,\"Count\":%u}", (unsigned long long)apply->index,
-                    (unsigned)n);
-        http_reply_json(node, req, 200, out.data, out.len);
-        buf_free(&out);
-    }
-    free(bufs);
 }
 
 /* POST /internal/barrier: a follower's linearizable read. The leader appends

@@ -175,8 +175,6 @@ static void deliver_fsm_result(struct submit_op *op, const struct fsm_result *r)
  * applied), so each entry's outcome is taken from the FSM as it is applied
  * (submit_result_applied); the callback only reports a batch that failed. */
 
-#define RAFT_BATCH_MAX 256
-
 /* A follower's POST /internal/apply whose entries ride in a batch: it is
  * answered with their index once raft has taken the batch. */
 struct fwd_answer {
@@ -196,8 +194,8 @@ struct raft_batch {
                               * op is a follower's entry: no one waits here */
     int raft_done;           /* raft's callback has fired (or never will) */
     int queued;              /* in node->applying */
-    struct submit_op *ops[RAFT_BATCH_MAX];
-    struct raft_buffer bufs[RAFT_BATCH_MAX];
+    struct submit_op *ops[SUBMIT_BATCH_MAX];
+    struct raft_buffer bufs[SUBMIT_BATCH_MAX];
 };
 
 static void raft_batch_release(struct raft_batch *b)
@@ -346,6 +344,10 @@ static void raft_batch_flush(struct node *node)
         return;
     }
     node->raft_batch = NULL;
+    if (b->n == 0) {
+        free(b); /* emptied again: an out-of-memory rollback */
+        return;
+    }
     b->req.data = b;
     b->term = node->cluster.raft.current_term;
     if (cluster_submit(&node->cluster, &b->req, b->bufs, b->n, raft_batch_cb) != 0) {
@@ -393,22 +395,20 @@ static void raft_batch_add(struct node *node, struct submit_op *op, struct raft_
     b->ops[b->n] = op;
     b->bufs[b->n] = buf;
     b->n++;
-    if (b->n == RAFT_BATCH_MAX) {
+    if (b->n == SUBMIT_BATCH_MAX) {
         raft_batch_flush(node);
     }
 }
 
-int submit_append_forwarded(struct node *node, struct st_h2o_req_t *req,
-                            const struct raft_buffer *bufs, unsigned n)
+int submit_append_forwarded(struct node *node, struct st_h2o_req_t *req, const uint8_t *frames,
+                            size_t len, unsigned n)
 {
     struct raft_batch *b;
     struct fwd_answer *a;
-    unsigned i;
+    unsigned start;
+    size_t off, size;
 
-    if (n == 0 || n > RAFT_BATCH_MAX) {
-        return -1;
-    }
-    if (node->raft_batch != NULL && node->raft_batch->n + n > RAFT_BATCH_MAX) {
+    if (node->raft_batch != NULL && node->raft_batch->n + n > SUBMIT_BATCH_MAX) {
         raft_batch_flush(node);
     }
     a = calloc(1, sizeof *a);
@@ -417,17 +417,28 @@ int submit_append_forwarded(struct node *node, struct st_h2o_req_t *req,
         free(a);
         return -1;
     }
+    start = b->n;
+    for (off = 0; b->n - start < n; off += size) {
+        size = entry_frame_size(frames + off, len - off);
+        b->bufs[b->n].base = raft_malloc(size);
+        if (b->bufs[b->n].base == NULL) {
+            while (b->n > start) {
+                raft_free(b->bufs[--b->n].base);
+            }
+            free(a);
+            return -1;
+        }
+        memcpy(b->bufs[b->n].base, frames + off, size);
+        b->bufs[b->n].len = size;
+        b->ops[b->n] = NULL;
+        b->n++;
+    }
     req_ref_attach(&a->ref, req);
-    a->offset = b->n;
+    a->offset = start;
     a->n = n;
     a->next = b->answers;
     b->answers = a;
-    for (i = 0; i < n; i++) {
-        b->ops[b->n] = NULL;
-        b->bufs[b->n] = bufs[i];
-        b->n++;
-    }
-    if (b->n == RAFT_BATCH_MAX) {
+    if (b->n == SUBMIT_BATCH_MAX) {
         raft_batch_flush(node);
     }
     return 0;
@@ -435,14 +446,14 @@ int submit_append_forwarded(struct node *node, struct st_h2o_req_t *req,
 
 /* ---- forwarding in batches (another node leads) ----
  * Entries forwarded in one loop iteration go to the leader in one request
- * (frames back to back). The leader appends them and answers at once with
- * the index of the first; it does not wait for the commit. Each entry's
+ * (frames back to back, at most SUBMIT_BATCH_MAX). The leader appends them
+ * with its own iteration's entries and answers with the index of the first
+ * as soon as raft has taken them; it does not wait for the commit. Each entry's
  * outcome is then taken from this node's own FSM as it applies the entry
  * (every node computes the same outcome from the same entry), found by the
  * entry's fingerprint. So the answer comes once this node has applied the
  * command (read-your-writes here), without a second hop for the result. */
 
-#define FORWARD_BATCH_MAX 256
 #define FORWARD_BATCH_BYTES (512 * 1024)
 #define FWD_BUCKETS 1024
 
@@ -656,7 +667,7 @@ static void batch_add(struct node *node, const char *addr, struct submit_op *op,
     }
     b->ops[b->n++] = op;
     raft_free(buf.base);
-    if (b->n >= FORWARD_BATCH_MAX || b->body.len >= FORWARD_BATCH_BYTES) {
+    if (b->n >= SUBMIT_BATCH_MAX || b->body.len >= FORWARD_BATCH_BYTES) {
         submit_flush(node);
     }
 }

@@ -39,14 +39,17 @@ int submit_message(struct node *node, const char *command, const struct Protobuf
  * full). */
 void submit_flush(struct node *node);
 
-/* Leader: put a follower's @n entries (@bufs: raft_malloc'ed, taken on
- * success) in this iteration's batch and answer @req with the index of the
- * first once raft has taken the batch ({"Index":i,"Count":n}), or with a
- * 503 if it refuses it. Returns -1, taking nothing, when they cannot join
- * a batch (more than a batch holds, or out of memory). */
+/* Most entries one raft_apply takes, and so one forward request carries. */
+#define SUBMIT_BATCH_MAX 256
+
+/* Leader: copy a follower's @n (at most SUBMIT_BATCH_MAX) checked entry
+ * frames, back to back in @frames, into this iteration's batch, and answer
+ * @req with the index of the first once raft has taken the batch
+ * ({"Index":i,"Count":n}), or with a 503 if it refuses it. Returns 0, or -1
+ * when out of memory (then nothing was added). */
 struct st_h2o_req_t;
-int submit_append_forwarded(struct node *node, struct st_h2o_req_t *req,
-                            const struct raft_buffer *bufs, unsigned n);
+int submit_append_forwarded(struct node *node, struct st_h2o_req_t *req, const uint8_t *frames,
+                            size_t len, unsigned n);
 
 /* The FSM applied the entry at r->index: if this node appended it as
  * leader, answer its submission with @r. */
