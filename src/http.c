@@ -383,27 +383,32 @@ static void wait_gone(struct req_ref *ref)
     wait_finish(w, 2);
 }
 
-static void wait_barrier_cb(void *data, int status, uint64_t index)
+/* @w's barrier or read index has come back (@ok) with @index: read once
+ * the read model holds everything up to it (raft counts deferred entries as
+ * applied already), and still honour a min_seq beyond that. */
+static void wait_read_index(struct http_wait *w, int ok, uint64_t index)
 {
-    struct http_wait *w = data;
+    struct node *node = w->server->node;
+
     w->barrier_pending = 0;
     if (w->finished) {
         wait_release(w);
         return;
     }
-    if (status != 0) {
+    if (!ok) {
         wait_finish(w, 2);
         return;
     }
-    /* Leadership confirmed; read once the read model holds everything
-     * before the barrier (raft counts deferred entries as applied already),
-     * and still honour a min_seq beyond that. */
     w->min_index = index;
-    if (fsm_applied_raft_index(&w->server->node->fsm) < w->min_index ||
-        w->min_seq > w->server->node->fsm.last_seq) {
-        return;
+    if (fsm_applied_raft_index(&node->fsm) >= w->min_index && node->fsm.last_seq >= w->min_seq) {
+        wait_finish(w, 1);
     }
-    wait_finish(w, 1);
+}
+
+/* The leader's shared barrier (leadership confirmed if @status is 0). */
+static void wait_barrier_cb(void *data, int status, uint64_t index)
+{
+    wait_read_index(data, status == 0, index);
 }
 
 static struct http_wait *wait_new(struct http_server *s, h2o_req_t *req,
@@ -462,25 +467,11 @@ struct read_index_group {
 static void read_index_cb(void *data, const struct forward_reply *reply)
 {
     struct read_index_group *g = data;
-    struct node *node = g->server->node;
+    int ok = reply != NULL && reply->ok && reply->status == 200 && reply->index != 0;
     unsigned i;
 
     for (i = 0; i < g->n; i++) {
-        struct http_wait *w = g->waits[i];
-        w->barrier_pending = 0;
-        if (w->finished) {
-            wait_release(w);
-            continue;
-        }
-        if (reply == NULL || !reply->ok || reply->status != 200 || reply->index == 0) {
-            wait_finish(w, 2);
-            continue;
-        }
-        w->min_index = reply->index;
-        if (fsm_applied_raft_index(&node->fsm) >= w->min_index &&
-            node->fsm.last_seq >= w->min_seq) {
-            wait_finish(w, 1);
-        }
+        wait_read_index(g->waits[i], ok, ok ? reply->index : 0);
     }
     free(g->waits);
     free(g);
