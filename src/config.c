@@ -122,6 +122,42 @@ static int copy_str(char *dst, size_t size, const char *value, const char *key,
     return 0;
 }
 
+static int is_wildcard(const char *host)
+{
+    return strcmp(host, "0.0.0.0") == 0;
+}
+
+/* The HTTP address the other nodes are told to forward to (SPEC §1.1 is
+ * silent; etcd and rqlite have an advertised address for the same reason):
+ * --http-advertise, else --http unless it binds every interface, then
+ * --raft's host, which the other nodes already reach, with --http's port. */
+static int resolve_http_advertise(struct config *c, char *err, size_t err_size)
+{
+    char host[CONFIG_ADDR_MAX], raft_host[CONFIG_ADDR_MAX];
+    int port, raft_port;
+
+    if (c->http_advertise[0] != '\0') {
+        return 0;
+    }
+    if (config_split_addr(c->http, host, &port) != 0 || !is_wildcard(host)) {
+        strcpy(c->http_advertise, c->http);
+        return 0;
+    }
+    if (config_split_addr(c->raft, raft_host, &raft_port) != 0 || is_wildcard(raft_host)) {
+        snprintf(err, err_size,
+                 "--http %s binds every interface: give --http-advertise HOST:PORT, the "
+                 "address the other nodes reach this one at",
+                 c->http);
+        return -1;
+    }
+    if ((size_t)snprintf(c->http_advertise, sizeof c->http_advertise, "%s:%d", raft_host, port) >=
+        sizeof c->http_advertise) {
+        snprintf(err, err_size, "--http-advertise: address too long");
+        return -1;
+    }
+    return 0;
+}
+
 /* Apply one setting by its long option name. */
 static int config_set(struct config *c, const char *key, const char *value,
                       char *err, size_t err_size)
@@ -147,6 +183,19 @@ static int config_set(struct config *c, const char *key, const char *value,
             return -1;
         }
         strcpy(dst, value);
+        return 0;
+    }
+    if (strcmp(key, "http-advertise") == 0) {
+        if (strlen(value) >= CONFIG_ADDR_MAX || config_split_addr(value, host, &port) != 0) {
+            snprintf(err, err_size, "--%s: '%s' is not HOST:PORT", key, value);
+            return -1;
+        }
+        if (is_wildcard(host)) {
+            snprintf(err, err_size, "--%s: '%s' is not an address other nodes can reach", key,
+                     value);
+            return -1;
+        }
+        strcpy(c->http_advertise, value);
         return 0;
     }
     if (strcmp(key, "cluster") == 0) {
@@ -340,5 +389,5 @@ int config_parse(struct config *c, int argc, char **argv, char *err, size_t err_
             return -1;
         }
     }
-    return 0;
+    return resolve_http_advertise(c, err, err_size);
 }

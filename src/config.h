@@ -19,6 +19,8 @@ struct config {
     char data_dir[CONFIG_PATH_MAX];
     char raft[CONFIG_ADDR_MAX];
     char http[CONFIG_ADDR_MAX];
+    char http_advertise[CONFIG_ADDR_MAX]; /* announced to the cluster: where the
+                                           * other nodes forward to */
     char join[CONFIG_PATH_MAX];
     char token_file[CONFIG_PATH_MAX];
     struct config_member members[CONFIG_MAX_MEMBERS];
@@ -36,6 +38,8 @@ struct config {
 void config_defaults(struct config *c);
 
 /* Parse argv (and the --config file it names; flags win over the file).
+ * Without --http-advertise, the announced HTTP address is --http, or, when
+ * --http binds every interface (0.0.0.0), --raft's host with --http's port.
  * Returns 0, or -1 with a one-line message in @err. */
 int config_parse(struct config *c, int argc, char **argv, char *err, size_t err_size);
 

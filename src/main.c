@@ -12,6 +12,7 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: varastod [--id N] [--data-dir DIR] [--raft HOST:PORT] [--http HOST:PORT]\n"
+            "                [--http-advertise HOST:PORT]\n"
             "                [--cluster ID=HOST:PORT,...] [--join URL] [--token-file FILE]\n"
             "                [--retain-events N] [--retention-holds-subscriptions true|false]\n"
             "                [--snapshot-threshold N (default: automatic)] [--config FILE]\n"

@@ -156,7 +156,7 @@ static void announce_done(void *data, const struct submit_result *r)
     if (r->status != 200) {
         log_debug("announce: %d %.*s", r->status, (int)r->len, r->body);
     } else {
-        log_info("announced HTTP address %s to the cluster", node->config.http);
+        log_info("announced HTTP address %s to the cluster", node->config.http_advertise);
     }
 }
 
@@ -174,12 +174,12 @@ static void announce_tick(uv_timer_t *t)
         return;
     }
     if (store_node_addresses(&node->store, node->config.id, raft, http, sizeof http) &&
-        strcmp(raft, node->config.raft) == 0 && strcmp(http, node->config.http) == 0) {
+        strcmp(raft, node->config.raft) == 0 && strcmp(http, node->config.http_advertise) == 0) {
         return;
     }
     msg.id = node->config.id;
     msg.raftaddress = node->config.raft;
-    msg.httpaddress = node->config.http;
+    msg.httpaddress = node->config.http_advertise;
     if (submit_message(node, "cluster.Announce", &msg.base, announce_done, node) == 0) {
         node->announcing = 1;
     }
@@ -232,7 +232,8 @@ static void join_tick(uv_timer_t *t)
     }
     n = snprintf(body, sizeof body,
                  "{\"Id\":%llu,\"RaftAddress\":\"%s\",\"HttpAddress\":\"%s\"}",
-                 (unsigned long long)node->config.id, node->config.raft, node->config.http);
+                 (unsigned long long)node->config.id, node->config.raft,
+                 node->config.http_advertise);
     if (forward_post(&node->forward, host, "/command/cluster.AddNode", body, (size_t)n,
                      node->config.command_timeout_ms + 30000, join_done, node) != 0) {
         uv_timer_start(&node->join, join_tick, JOIN_RETRY_MS, 0);
@@ -488,8 +489,10 @@ int node_run(const struct config *config)
     node.sigint.data = node.sigterm.data = &node;
     uv_signal_start(&node.sigint, on_signal, SIGINT);
     uv_signal_start(&node.sigterm, on_signal, SIGTERM);
-    log_info("node %llu serving HTTP on %s, raft on %s, data in %s, applied index %llu seq %llu",
-             (unsigned long long)config->id, config->http, config->raft, config->data_dir,
+    log_info("node %llu serving HTTP on %s (announced as %s), raft on %s, data in %s, "
+             "applied index %llu seq %llu",
+             (unsigned long long)config->id, config->http, config->http_advertise, config->raft,
+             config->data_dir,
              (unsigned long long)node.fsm.applied_index, (unsigned long long)node.fsm.last_seq);
 
     uv_run(&node.loop, UV_RUN_DEFAULT);

@@ -397,6 +397,36 @@ def knows_leader_address(node, lead):
                10, what="node %d knows the leader's HTTP address" % node.id)
 
 
+def test_advertised_http_address(s):
+    """--http-advertise is the address the other nodes are told, and forward
+    to (here a different spelling of loopback, so that the test can tell it
+    from --http); a node that joins announces it too."""
+    from harness import Node
+    nodes = s.cluster(3, start=False)
+    for n in nodes:
+        n.extra += ["--http-advertise", "localhost:%d" % n.http_port]
+        n.start(wait=False)
+    for n in nodes:
+        n.wait_ready(30)
+    lead = wait_until(lambda: leader_of(nodes), 15, what="a leader")
+    joiner = Node(s.varastod, s.dirs[-1], 4, ["--join", "http://" + lead.http_addr,
+                                               "--http-advertise", "localhost:0"],
+                  nodes[0].token_file)
+    joiner.extra[-1] = "localhost:%d" % joiner.http_port
+    s.nodes.append(joiner)
+    joiner.start()
+    everyone = nodes + [joiner]
+    want = {n.id: "localhost:%d" % n.http_port for n in everyone}
+    for n in everyone:
+        wait_until(lambda: {m["Id"]: m["HttpAddress"] for m in
+                            n.request("GET", "/api_v2/nodes").json()} == want,
+                   15, what="node %d to know every advertised address" % n.id)
+    # a command through each other node reaches the leader at its advertised address
+    for n in everyone:
+        if n is not lead:
+            expect(n.command("directory.Create", {"Parent": "root", "Name": "via%d" % n.id}), 200)
+
+
 def test_stop_with_a_command_in_flight(s):
     """A leader stopped while a command it took waits for a quorum (the
     followers are paused) answers 503 saying the command may have been
@@ -440,7 +470,7 @@ def test_standby_stop_with_a_command_awaiting_apply(s):
 if __name__ == "__main__":
     Suite().run([test_any_node_takes_commands, test_membership_views_and_linearizable_reads,
                  test_linearizable_reads_under_writes,
-                 test_membership_changes, test_concurrent_conflict,
+                 test_membership_changes, test_advertised_http_address, test_concurrent_conflict,
                  test_leader_kill9_loses_nothing, test_quorum_loss,
                  test_stop_with_a_command_in_flight, test_follower_stop_with_a_forwarded_command,
                  test_standby_stop_with_a_command_awaiting_apply])

@@ -22,6 +22,53 @@ static void test_defaults(void)
     CHECK_STR(c.http, "127.0.0.1:8066");
     CHECK_INT(c.n_members, 0);
     CHECK_INT(c.retain_events, 0);
+    CHECK_STR(c.http_advertise, "127.0.0.1:8066");
+}
+
+/* The address the other nodes forward to: never a wildcard. */
+static void test_http_advertise(void)
+{
+    struct config c;
+    char err[256];
+    {
+        char *argv[] = {"varastod", "--http", "0.0.0.0:9000", "--raft", "10.1.2.3:7000"};
+        CHECK_INT(parse(&c, err, 5, argv), 0);
+        CHECK_STR(c.http, "0.0.0.0:9000");
+        CHECK_STR(c.http_advertise, "10.1.2.3:9000");
+    }
+    {
+        /* the raft address comes from --cluster, parsed after --raft */
+        char *argv[] = {"varastod", "--id", "2", "--http", "0.0.0.0:9000", "--cluster",
+                        "1=10.0.0.1:7000,2=10.0.0.2:7000"};
+        CHECK_INT(parse(&c, err, 7, argv), 0);
+        CHECK_STR(c.http_advertise, "10.0.0.2:9000");
+    }
+    {
+        char *argv[] = {"varastod", "--http", "0.0.0.0:9000", "--http-advertise",
+                        "node-a.example:9000"};
+        CHECK_INT(parse(&c, err, 5, argv), 0);
+        CHECK_STR(c.http_advertise, "node-a.example:9000");
+    }
+    {
+        char *argv[] = {"varastod", "--http", "127.0.0.1:9000"};
+        CHECK_INT(parse(&c, err, 3, argv), 0);
+        CHECK_STR(c.http_advertise, "127.0.0.1:9000");
+    }
+    {
+        char *argv[] = {"varastod", "--http", "0.0.0.0:9000", "--raft", "0.0.0.0:7000"};
+        CHECK_INT(parse(&c, err, 5, argv), -1);
+        CHECK_CONTAINS(err, "give --http-advertise");
+    }
+    {
+        char *argv[] = {"varastod", "--http-advertise", "0.0.0.0:9000"};
+        CHECK_INT(parse(&c, err, 3, argv), -1);
+        CHECK_CONTAINS(err, "not an address other nodes can reach");
+    }
+    {
+        char *argv[] = {"varastod", "--http-advertise", "nope"};
+        CHECK_INT(parse(&c, err, 3, argv), -1);
+        CHECK_CONTAINS(err, "HOST:PORT");
+    }
 }
 
 static void test_flags(void)
@@ -114,6 +161,7 @@ int main(void)
     RUN(test_defaults);
     RUN(test_flags);
     RUN(test_bad_flags);
+    RUN(test_http_advertise);
     RUN(test_config_file_and_override);
     return test_report("config");
 }
