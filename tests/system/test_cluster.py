@@ -2,6 +2,7 @@
 are decided by the log, a leader's death loses nothing acknowledged, and a
 lost quorum answers 503 in bounded time while local reads go on."""
 import signal
+import struct
 import threading
 import time
 
@@ -236,6 +237,17 @@ def test_membership_views_and_linearizable_reads(s):
     key = leader.command("apikey.Create", {"Name": "k"}).json()["Token"]
     expect(leader.request("POST", "/internal/barrier", raw=b"", token=key), 401)
     expect(leader.request("POST", "/internal/apply", raw=b"junk"), 400)
+    # a forward request bigger than one raft batch is refused whole
+    # a well-formed entry (Command "x", empty Payload, NodeId 1, TimeMs 1),
+    # framed as the log holds it: magic, length, protobuf, padding to 8
+    entry = b"\x0a\x01x\x12\x00\x28\x01\x30\x01"
+    frame = struct.pack("<II", 0x56415231, len(entry)) + entry + b"\0" * (-len(entry) % 8)
+    before = leader.request("GET", "/api_v2/cluster").json()["CommitIndex"]
+    r = expect(leader.request("POST", "/internal/apply", raw=frame * 257), 400, "bad_request")
+    check("at most 256 entries" in r.json()["Error"], r.json())
+    time.sleep(0.2)
+    after = leader.request("GET", "/api_v2/cluster").json()["CommitIndex"]
+    check(after - before < 257, (before, after))
 
 
 def test_linearizable_reads_under_writes(s):
