@@ -362,13 +362,13 @@ struct barrier_member {
 
 struct barrier_group {
     struct raft_barrier req;
-    unsigned n, cap;
-    struct barrier_member *members;
+    struct buf members; /* struct barrier_member, back to back */
 };
 
 int cluster_barrier_join(struct cluster *c, cluster_barrier_done cb, void *data)
 {
     struct barrier_group *g = c->barrier_group;
+    struct barrier_member m = {cb, data};
 
     if (c->closing) {
         return RAFT_SHUTDOWN;
@@ -378,30 +378,20 @@ int cluster_barrier_join(struct cluster *c, cluster_barrier_done cb, void *data)
         if (g == NULL) {
             return RAFT_NOMEM;
         }
+        buf_init(&g->members);
         c->barrier_group = g;
     }
-    if (g->n == g->cap) {
-        unsigned cap = g->cap ? g->cap * 2 : 8;
-        struct barrier_member *m = realloc(g->members, cap * sizeof *m);
-        if (m == NULL) {
-            return RAFT_NOMEM;
-        }
-        g->members = m;
-        g->cap = cap;
-    }
-    g->members[g->n].cb = cb;
-    g->members[g->n].data = data;
-    g->n++;
-    return 0;
+    return buf_append(&g->members, &m, sizeof m) == 0 ? 0 : RAFT_NOMEM;
 }
 
 static void barrier_group_finish(struct barrier_group *g, int status, uint64_t index)
 {
-    unsigned i;
-    for (i = 0; i < g->n; i++) {
-        g->members[i].cb(g->members[i].data, status, index);
+    const struct barrier_member *m = (const void *)g->members.data;
+    size_t i, n = g->members.len / sizeof *m;
+    for (i = 0; i < n; i++) {
+        m[i].cb(m[i].data, status, index);
     }
-    free(g->members);
+    buf_free(&g->members);
     free(g);
 }
 

@@ -457,8 +457,7 @@ void http_seq_applied(struct http_server *s, unsigned long long seq)
  * covers every write committed before any of them. */
 struct read_index_group {
     struct http_server *server;
-    unsigned n, cap;
-    struct http_wait **waits;
+    struct buf waits; /* struct http_wait pointers, back to back */
     char leader_http[CONFIG_ADDR_MAX];
 };
 
@@ -468,12 +467,13 @@ static void read_index_cb(void *data, const struct forward_reply *reply)
 {
     struct read_index_group *g = data;
     int ok = reply != NULL && reply->ok && reply->status == 200 && reply->index != 0;
-    unsigned i;
+    struct http_wait **waits = (void *)g->waits.data;
+    size_t i, n = g->waits.len / sizeof *waits;
 
-    for (i = 0; i < g->n; i++) {
-        wait_read_index(g->waits[i], ok, ok ? reply->index : 0);
+    for (i = 0; i < n; i++) {
+        wait_read_index(waits[i], ok, ok ? reply->index : 0);
     }
-    free(g->waits);
+    buf_free(&g->waits);
     free(g);
 }
 
@@ -493,19 +493,13 @@ static int read_index_join(struct http_server *s, struct http_wait *w, const cha
             return -1;
         }
         g->server = s;
+        buf_init(&g->waits);
         util_copy(g->leader_http, sizeof g->leader_http, http_addr);
         s->read_index = g;
     }
-    if (g->n == g->cap) {
-        unsigned cap = g->cap ? g->cap * 2 : 8;
-        struct http_wait **p = realloc(g->waits, cap * sizeof *p);
-        if (p == NULL) {
-            return -1;
-        }
-        g->waits = p;
-        g->cap = cap;
+    if (buf_append(&g->waits, &w, sizeof w) != 0) {
+        return -1;
     }
-    g->waits[g->n++] = w;
     w->barrier_pending = 1;
     return 0;
 }
