@@ -372,6 +372,115 @@ def test_membership_changes(s):
     expect(rest[0].command("directory.Create", {"Parent": "root", "Name": "after-removal"}), 200)
 
 
+def leader_named_by_all(nodes):
+    """The leader's id once every node's /api_v2/health names the same
+    leader, else None. It says nothing of whether a follower has the
+    leader's HTTP address yet (see knows_leader_address)."""
+    ids = []
+    for n in nodes:
+        if n.proc.poll() is not None:
+            raise AssertionError("node %d exited with %s; log:\n%s"
+                                 % (n.id, n.proc.returncode, n.read_log()))
+        try:
+            h = n.request("GET", "/api_v2/health", auth=False, timeout=2)
+        except OSError:
+            n.close_conn()
+            return None
+        if h.status != 200:
+            return None
+        ids.append(h.json().get("Leader"))
+    return ids[0] if ids[0] and len(set(ids)) == 1 else None
+
+
+def test_membership_command_through_a_follower_right_after_start(s):
+    """A membership command sent to a follower right after the cluster
+    forms, once every node's health names the leader but (most likely)
+    before the follower has applied the leader's announced HTTP address,
+    waits for that address like any command does, and is then relayed: it
+    is not answered 503 at once. Each attempt is a fresh cluster: a
+    cluster.TransferLeadership, or a cluster.RemoveNode sent together with a
+    directory.Create (which waits today), then cluster.AddNode of the
+    removed node back."""
+    failures = []
+    for attempt in range(4):
+        nodes = s.cluster(3, start=False)
+        for n in nodes:
+            n.start(wait=False)
+        # deliberately not knows_leader_address: only until health names it
+        lead_id = wait_until(lambda: leader_named_by_all(nodes), 30, interval=0.002,
+                             what="every node's health to name the leader")
+        lead = [n for n in nodes if n.id == lead_id][0]
+        follower, other = [n for n in nodes if n is not lead]
+        if attempt % 2 == 0:
+            r = follower.command("cluster.TransferLeadership", {"Id": other.id}, timeout=15)
+            if r.status != 200:
+                failures.append(("TransferLeadership", attempt, r,
+                                 leader_address_known(follower, lead)))
+            else:
+                check(r.json() == {"Leader": other.id}, (attempt, r))
+                wait_until(lambda: leader_named_by_all(nodes) == other.id, 10,
+                           what="every node's health to name node %d" % other.id)
+                d = expect(follower.command("directory.Create",
+                                            {"Parent": "root", "Name": "after%d" % attempt}), 200)
+                check("Id" in d.json() and d.json()["Seq"] >= 1, d)
+        else:
+            # directory.Create through the same follower, at the same time
+            created = {}
+
+            def create():
+                c = follower.client()
+                created["r"] = c.command("directory.Create",
+                                         {"Parent": "root", "Name": "with%d" % attempt},
+                                         timeout=15)
+                c.close_conn()
+            t = threading.Thread(target=create)
+            t.start()
+            r = follower.command("cluster.RemoveNode", {"Id": other.id}, timeout=15)
+            t.join(20)
+            d = created.get("r")
+            check(d is not None and d.status == 200 and "Id" in d.json(), (attempt, d))
+            if r.status != 200:
+                failures.append(("RemoveNode", attempt, r, leader_address_known(follower, lead)))
+            else:
+                body = r.json()
+                check(isinstance(body.get("Seq"), int) and isinstance(body.get("Index"), int),
+                      (attempt, body))
+                ids = [m["Id"] for m in expect(lead.request(
+                    "GET", "/api_v2/nodes?min_seq=%d" % body["Seq"]), 200).json()]
+                check(sorted(ids) == sorted([lead.id, follower.id]), (attempt, ids))
+                ev = expect(lead.request("GET", "/api_v2/events?types=cluster.NodeRemoved"
+                                         "&min_seq=%d" % body["Seq"]), 200).json()
+                check(ev and ev[-1]["Data"] == {"Id": other.id}, (attempt, ev))
+                # and back, through the same follower
+                r = expect(follower.command("cluster.AddNode", {
+                    "Id": other.id, "RaftAddress": "127.0.0.1:%d" % other.raft_port,
+                    "HttpAddress": other.http_addr}, timeout=15), 200)
+                seq = r.json()["Seq"]
+                got = {m["Id"]: (m["Role"], m["HttpAddress"]) for m in expect(lead.request(
+                    "GET", "/api_v2/nodes?min_seq=%d" % seq), 200).json()}
+                check(got.get(other.id) == ("voter", other.http_addr), (attempt, got))
+                ev = expect(lead.request("GET", "/api_v2/events?types=cluster.NodeAdded"
+                                         "&min_seq=%d" % seq), 200).json()
+                check(ev and ev[-1]["Data"]["Id"] == other.id, (attempt, ev))
+                expect(other.command("directory.Create",
+                                     {"Parent": "root", "Name": "back%d" % attempt}), 200)
+        for n in nodes:
+            n.stop(signal.SIGKILL)
+    check(not failures, "a membership command through a follower was not relayed "
+          "(command, attempt, answer, follower knew the leader's HTTP address afterwards): %r"
+          % (failures,))
+
+
+def leader_address_known(node, lead):
+    """Whether @node lists @lead's HTTP address now (for a failure's message)."""
+    try:
+        return lead.http_addr in [m["HttpAddress"] for m in
+                                  node.request("GET", "/api_v2/nodes").json()]
+    except OSError:
+        node.close_conn()
+        return None
+
+
 def stop_with_a_command_in_flight(node, paused, name):
     """With @paused SIGSTOPped, send @node a directory.Create, stop @node
     (SIGTERM) while the command waits, and check that @node exits 0 and
@@ -482,7 +591,9 @@ def test_standby_stop_with_a_command_awaiting_apply(s):
 if __name__ == "__main__":
     Suite().run([test_any_node_takes_commands, test_membership_views_and_linearizable_reads,
                  test_linearizable_reads_under_writes,
-                 test_membership_changes, test_advertised_http_address, test_concurrent_conflict,
+                 test_membership_changes,
+                 test_membership_command_through_a_follower_right_after_start,
+                 test_advertised_http_address, test_concurrent_conflict,
                  test_leader_kill9_loses_nothing, test_quorum_loss,
                  test_stop_with_a_command_in_flight, test_follower_stop_with_a_forwarded_command,
                  test_standby_stop_with_a_command_awaiting_apply])
