@@ -3,8 +3,12 @@
 #include <string.h>
 
 #include "api.h"
+#include "cluster.h"
 #include "codec.h"
-#include "node.h"
+#include "config.h"
+#include "fsm.h"
+#include "store.h"
+#include "util.h"
 
 static const char *role_name(int role)
 {
@@ -21,7 +25,7 @@ static const char *role_name(int role)
 }
 
 /* {"Id","RaftAddress","HttpAddress","Role"} without the closing brace. */
-static void member_fields(struct node *node, const struct raft_server *srv, struct buf *out)
+static void member_fields(struct api *api, const struct raft_server *srv, struct buf *out)
 {
     char raft[CONFIG_ADDR_MAX], http[CONFIG_ADDR_MAX];
     buf_append_str(out, "{\"Id\":");
@@ -29,7 +33,7 @@ static void member_fields(struct node *node, const struct raft_server *srv, stru
     buf_append_str(out, ",\"RaftAddress\":");
     codec_write_string(out, srv->address);
     buf_append_str(out, ",\"HttpAddress\":");
-    if (store_node_addresses(&node->store, srv->id, raft, http, sizeof http)) {
+    if (store_node_addresses(api->store, srv->id, raft, http, sizeof http)) {
         codec_write_string(out, http);
     } else {
         buf_append_str(out, "null");
@@ -39,9 +43,9 @@ static void member_fields(struct node *node, const struct raft_server *srv, stru
     buf_append_str(out, "\"");
 }
 
-void api_nodes(struct node *node, h2o_req_t *req, char **params)
+void api_nodes(struct api *api, h2o_req_t *req, char **params)
 {
-    const struct raft_configuration *conf = &node->cluster.raft.configuration;
+    const struct raft_configuration *conf = &api->cluster->raft.configuration;
     struct buf out;
     unsigned i;
 
@@ -52,20 +56,20 @@ void api_nodes(struct node *node, h2o_req_t *req, char **params)
         if (i > 0) {
             buf_append_str(&out, ",");
         }
-        member_fields(node, &conf->servers[i], &out);
+        member_fields(api, &conf->servers[i], &out);
         buf_append_str(&out, "}");
     }
     buf_append_str(&out, "]");
-    http_reply_json(node, req, 200, out.data, out.len);
+    http_reply_json(req, 200, out.data, out.len);
     buf_free(&out);
 }
 
-void api_cluster(struct node *node, h2o_req_t *req, char **params)
+void api_cluster(struct api *api, h2o_req_t *req, char **params)
 {
-    struct raft *r = &node->cluster.raft;
+    struct raft *r = &api->cluster->raft;
     const struct raft_configuration *conf = &r->configuration;
-    int leader = cluster_is_leader(&node->cluster);
-    uint64_t leader_id = cluster_leader_id(&node->cluster);
+    int leader = cluster_is_leader(api->cluster);
+    uint64_t leader_id = cluster_leader_id(api->cluster);
     struct buf out;
     unsigned i;
 
@@ -87,7 +91,7 @@ void api_cluster(struct node *node, h2o_req_t *req, char **params)
         if (i > 0) {
             buf_append_str(&out, ",");
         }
-        member_fields(node, srv, &out);
+        member_fields(api, srv, &out);
         /* Replication progress is known only to the leader. */
         if (leader && srv->id == r->id) {
             buf_append_str(&out, ",\"Reachable\":true,\"MatchIndex\":");
@@ -103,14 +107,14 @@ void api_cluster(struct node *node, h2o_req_t *req, char **params)
         buf_append_str(&out, "}");
     }
     buf_append_str(&out, "],\"Node\":{\"Id\":");
-    buf_append_int(&out, (long long)node->config.id);
+    buf_append_int(&out, (long long)api->config->id);
     buf_append_str(&out, ",\"Role\":\"");
-    buf_append_str(&out, cluster_role(&node->cluster));
+    buf_append_str(&out, cluster_role(api->cluster));
     buf_append_str(&out, "\",\"AppliedIndex\":");
-    buf_append_int(&out, (long long)node->fsm.applied_index);
+    buf_append_int(&out, (long long)api->fsm->applied_index);
     buf_append_str(&out, ",\"AppliedSeq\":");
-    buf_append_int(&out, (long long)node->fsm.last_seq);
+    buf_append_int(&out, (long long)api->fsm->last_seq);
     buf_append_str(&out, "}}");
-    http_reply_json(node, req, 200, out.data, out.len);
+    http_reply_json(req, 200, out.data, out.len);
     buf_free(&out);
 }

@@ -5,11 +5,12 @@
 
 #include "api.h"
 #include "codec.h"
+#include "config.h"
 #include "domain.h"
 #include "entry.h"
 #include "log.h"
 #include "membership.h"
-#include "node.h"
+#include "store.h"
 #include "submit.h"
 #include "util.h"
 
@@ -21,14 +22,15 @@
  * apikey.Create, the token this node made (shown once, never logged). */
 struct pending_cmd {
     struct req_ref ref;
-    struct node *node;
     char token[TOKEN_LEN + 1];
 };
 
-void api_reply_outcome(struct node *node, h2o_req_t *req, const struct submit_result *r,
-                       const char *body, size_t len)
+/* Answer a command with its outcome @r (status, Idempotent-Replayed,
+ * Retry-After) and the body @body (r's own, or one extended here). */
+static void reply_outcome(h2o_req_t *req, const struct submit_result *r, const char *body,
+                          size_t len)
 {
-    http_prepare(node, req, r->status);
+    http_prepare(req, r->status);
     if (r->replayed) {
         http_add_header(req, "idempotent-replayed", "true");
     }
@@ -51,9 +53,9 @@ static void command_done(void *data, const struct submit_result *r)
             char *body = h2o_mem_alloc_pool(&req->pool, n);
             int len = snprintf(body, n, "%.*s,\"Token\":\"%s\"}", (int)(r->len - 1), r->body,
                                p->token);
-            api_reply_outcome(p->node, req, r, body, (size_t)len);
+            reply_outcome(req, r, body, (size_t)len);
         } else {
-            api_reply_outcome(p->node, req, r, r->body, r->len);
+            reply_outcome(req, r, r->body, r->len);
         }
     }
     free(p);
@@ -77,10 +79,10 @@ static int valid_idempotency_key(const char *k)
 /* Answer from this node's idempotency record if it has one; returns 1 if
  * answered. A node that has not yet applied the first attempt lets the
  * entry through: apply makes the same decision from the log. */
-static int idempotency_answer(struct node *node, h2o_req_t *req, const char *key,
+static int idempotency_answer(struct api *api, h2o_req_t *req, const char *key,
                               const uint8_t hash[32])
 {
-    struct store *st = &node->store;
+    struct store *st = api->store;
     sqlite3_stmt *s;
 
     if (store_run(st, ST_IDEM_GET, "s", key) != SQLITE_ROW) {
@@ -89,12 +91,12 @@ static int idempotency_answer(struct node *node, h2o_req_t *req, const char *key
     }
     s = st->stmts[ST_IDEM_GET];
     if (sqlite3_column_bytes(s, 0) == 32 && memcmp(sqlite3_column_blob(s, 0), hash, 32) == 0) {
-        http_prepare(node, req, sqlite3_column_int(s, 1));
+        http_prepare(req, sqlite3_column_int(s, 1));
         http_add_header(req, "idempotent-replayed", "true");
         http_send_body(req, (const char *)sqlite3_column_text(s, 2),
                        (size_t)sqlite3_column_bytes(s, 2));
     } else {
-        http_reply_error(node, req, ERR_IDEMPOTENCY_MISMATCH,
+        http_reply_error(req, ERR_IDEMPOTENCY_MISMATCH,
                          "Idempotency-Key was already used with a different command");
     }
     sqlite3_reset(s);
@@ -102,7 +104,7 @@ static int idempotency_answer(struct node *node, h2o_req_t *req, const char *key
 }
 
 /* Validate, encode and submit @cmd with the decoded body @json. */
-static void submit_command(struct node *node, h2o_req_t *req, const struct domain_command *cmd,
+static void submit_command(struct api *api, h2o_req_t *req, const struct domain_command *cmd,
                            cJSON *json)
 {
     Varasto__Entry e = VARASTO__ENTRY__INIT;
@@ -120,22 +122,22 @@ static void submit_command(struct node *node, h2o_req_t *req, const struct domai
 
     has_key = http_header(req, "idempotency-key", key, sizeof key);
     if (has_key < 0 || (has_key == 1 && !valid_idempotency_key(key))) {
-        http_reply_error(node, req, ERR_BAD_REQUEST,
+        http_reply_error(req, ERR_BAD_REQUEST,
                          "Idempotency-Key must be 1 to 128 printable ASCII characters");
         return;
     }
     if (codec_decode(cmd->desc, json, &msg, &cerr) != 0) {
-        http_reply_error(node, req, ERR_BAD_REQUEST, "%s", cerr.message);
+        http_reply_error(req, ERR_BAD_REQUEST, "%s", cerr.message);
         return;
     }
     if (domain_check(cmd, msg, &derr) != 0) {
-        http_reply_error(node, req, derr.code, "%s", derr.message);
+        http_reply_error(req, derr.code, "%s", derr.message);
         goto out;
     }
     payload_len = protobuf_c_message_get_packed_size(msg);
     payload = malloc(payload_len + strlen(cmd->name) + 1);
     if (payload == NULL) {
-        http_reply_error(node, req, ERR_INTERNAL, "out of memory");
+        http_reply_error(req, ERR_INTERNAL, "out of memory");
         goto out;
     }
     /* The request hash covers the command name and its canonical encoding,
@@ -144,13 +146,13 @@ static void submit_command(struct node *node, h2o_req_t *req, const struct domai
     protobuf_c_message_pack(msg, payload + strlen(cmd->name) + 1);
     if (has_key == 1) {
         util_sha256(payload, payload_len + strlen(cmd->name) + 1, hash);
-        if (idempotency_answer(node, req, key, hash)) {
+        if (idempotency_answer(api, req, key, hash)) {
             goto out;
         }
     }
     p = calloc(1, sizeof *p);
     if (p == NULL) {
-        http_reply_error(node, req, ERR_INTERNAL, "out of memory");
+        http_reply_error(req, ERR_INTERNAL, "out of memory");
         goto out;
     }
     e.command = (char *)cmd->name;
@@ -162,7 +164,7 @@ static void submit_command(struct node *node, h2o_req_t *req, const struct domai
         e.requesthash.data = hash;
         e.requesthash.len = 32;
     }
-    e.nodeid = node->config.id;
+    e.nodeid = api->config->id;
     e.timems = util_now_ms();
     if (cmd->creates_id) {
         util_random_id(id, GENERATED_ID_LEN);
@@ -176,13 +178,12 @@ static void submit_command(struct node *node, h2o_req_t *req, const struct domai
         e.tokenhash.len = 32;
     }
     if (entry_encode(&e, &buf) != 0) {
-        http_reply_error(node, req, ERR_INTERNAL, "out of memory");
+        http_reply_error(req, ERR_INTERNAL, "out of memory");
         free(p);
         goto out;
     }
-    p->node = node;
     req_ref_attach(&p->ref, req);
-    submit_entry(node, buf, command_done, p);
+    submit_entry(api->submit, buf, command_done, p);
 out:
     free(payload);
     if (msg != NULL) {
@@ -190,67 +191,92 @@ out:
     }
 }
 
+/* A membership command: checked here, run by the leader (here, or relayed
+ * to it once it is known, like any command). */
+static void relay_membership(struct api *api, h2o_req_t *req, const char *name, const cJSON *json)
+{
+    struct membership_cmd cmd;
+    struct pending_cmd *p;
+    struct err e;
+
+    if (membership_parse(name, json, &cmd, &e) != 0) {
+        http_reply_error(req, e.code, "%s", e.message);
+        return;
+    }
+    if (req->entity.len > MEMBERSHIP_BODY_MAX) {
+        http_reply_error(req, ERR_BAD_REQUEST, "request too long for a cluster command");
+        return;
+    }
+    p = calloc(1, sizeof *p);
+    if (p == NULL) {
+        http_reply_error(req, ERR_INTERNAL, "out of memory");
+        return;
+    }
+    req_ref_attach(&p->ref, req);
+    submit_relay(api->submit, name, req->entity.base, req->entity.len, command_done, p);
+}
+
 /* Parse the body as a JSON object; answers and returns NULL on error. */
-static cJSON *parse_body(struct node *node, h2o_req_t *req)
+static cJSON *parse_body(struct api *api, h2o_req_t *req)
 {
     cJSON *json;
     if (req->entity.len > HTTP_MAX_BODY) {
-        http_reply_error(node, req, ERR_TOO_LARGE, "request body over %d bytes", HTTP_MAX_BODY);
+        http_reply_error(req, ERR_TOO_LARGE, "request body over %d bytes", HTTP_MAX_BODY);
         return NULL;
     }
     json = cJSON_ParseWithLength(req->entity.base ? req->entity.base : "", req->entity.len);
     if (json == NULL) {
-        http_reply_error(node, req, ERR_BAD_REQUEST, "malformed JSON");
+        http_reply_error(req, ERR_BAD_REQUEST, "malformed JSON");
         return NULL;
     }
     if (!cJSON_IsObject(json)) {
         cJSON_Delete(json);
-        http_reply_error(node, req, ERR_BAD_REQUEST, "the body must be a JSON object");
+        http_reply_error(req, ERR_BAD_REQUEST, "the body must be a JSON object");
         return NULL;
     }
     return json;
 }
 
-void api_command(struct node *node, h2o_req_t *req, char **params)
+void api_command(struct api *api, h2o_req_t *req, char **params)
 {
     const struct domain_command *cmd = domain_find(params[0]);
     cJSON *json;
 
     if (membership_is_command(params[0])) {
-        json = parse_body(node, req);
+        json = parse_body(api, req);
         if (json != NULL) {
-            membership_command(node, req, params[0], json);
+            relay_membership(api, req, params[0], json);
             cJSON_Delete(json);
         }
         return;
     }
 
     if (cmd == NULL || cmd->api_only) {
-        http_reply_error(node, req, ERR_NOT_FOUND, "unknown command '%s'", params[0]);
+        http_reply_error(req, ERR_NOT_FOUND, "unknown command '%s'", params[0]);
         return;
     }
-    json = parse_body(node, req);
+    json = parse_body(api, req);
     if (json == NULL) {
         return;
     }
-    submit_command(node, req, cmd, json);
+    submit_command(api, req, cmd, json);
     cJSON_Delete(json);
 }
 
-void api_changeset(struct node *node, h2o_req_t *req, char **params)
+void api_changeset(struct api *api, h2o_req_t *req, char **params)
 {
     const struct domain_command *cmd = domain_find("collection.CommitChangeset");
-    cJSON *json = parse_body(node, req);
+    cJSON *json = parse_body(api, req);
 
     if (json == NULL) {
         return;
     }
     if (cJSON_GetObjectItemCaseSensitive(json, "Collection") != NULL) {
         cJSON_Delete(json);
-        http_reply_error(node, req, ERR_BAD_REQUEST, "field 'Collection': unknown field");
+        http_reply_error(req, ERR_BAD_REQUEST, "field 'Collection': unknown field");
         return;
     }
     cJSON_AddStringToObject(json, "Collection", params[0]);
-    submit_command(node, req, cmd, json);
+    submit_command(api, req, cmd, json);
     cJSON_Delete(json);
 }

@@ -6,8 +6,8 @@
 #include <string.h>
 
 #include "api.h"
+#include "cluster.h"
 #include "entry.h"
-#include "node.h"
 #include "submit.h"
 
 /* POST /internal/apply: log entries from a follower (frames back to back),
@@ -15,14 +15,36 @@
  * entries. The answer is the index of the first, as soon as raft has taken
  * them: the follower answers its clients as it applies the entries itself,
  * and learns from that index if leadership changes lost them. */
-void api_internal_apply(struct node *node, h2o_req_t *req, char **params)
+/* A follower's request whose entries ride in this iteration's batch. */
+struct apply_answer {
+    struct req_ref ref;
+    unsigned n;
+};
+
+static void appended(void *data, const char *error, uint64_t index)
+{
+    struct apply_answer *a = data;
+    h2o_req_t *req = req_ref_detach(&a->ref);
+    if (req != NULL && error != NULL) {
+        http_reply_unavailable(req, error);
+    } else if (req != NULL) {
+        char body[64];
+        int len = snprintf(body, sizeof body, "{\"Index\":%llu,\"Count\":%u}",
+                           (unsigned long long)index, a->n);
+        http_reply_json(req, 200, body, (size_t)len);
+    }
+    free(a);
+}
+
+void api_internal_apply(struct api *api, h2o_req_t *req, char **params)
 {
     const uint8_t *p = (const uint8_t *)req->entity.base;
     size_t len = req->entity.len, off, n = 0, size;
+    struct apply_answer *a;
 
     (void)params;
-    if (!node_is_admin(node, req)) {
-        http_reply_error(node, req, ERR_UNAUTHORIZED, "internal endpoints need the cluster token");
+    if (!http_is_admin(req)) {
+        http_reply_error(req, ERR_UNAUTHORIZED, "internal endpoints need the cluster token");
         return;
     }
     /* Check every frame before appending any. */
@@ -34,27 +56,36 @@ void api_internal_apply(struct node *node, h2o_req_t *req, char **params)
         view.len = size;
         e = size != 0 ? entry_decode(&view) : NULL;
         if (e == NULL) {
-            http_reply_error(node, req, ERR_BAD_REQUEST, "not a log entry");
+            http_reply_error(req, ERR_BAD_REQUEST, "not a log entry");
             return;
         }
         varasto__entry__free_unpacked(e, NULL);
     }
     if (n == 0) {
-        http_reply_error(node, req, ERR_BAD_REQUEST, "not a log entry");
+        http_reply_error(req, ERR_BAD_REQUEST, "not a log entry");
         return;
     }
     if (n > SUBMIT_BATCH_MAX) {
-        http_reply_error(node, req, ERR_BAD_REQUEST, "at most %u entries per request",
+        http_reply_error(req, ERR_BAD_REQUEST, "at most %u entries per request",
                          (unsigned)SUBMIT_BATCH_MAX);
         return;
     }
-    if (!cluster_is_leader(&node->cluster)) {
-        http_reply_unavailable(node, req, "this node is not the leader; retry");
+    if (!cluster_is_leader(api->cluster)) {
+        http_reply_unavailable(req, "this node is not the leader; retry");
         return;
     }
-    if (submit_append_forwarded(node, req, p, len, (unsigned)n) != 0) {
-        http_reply_error(node, req, ERR_INTERNAL, "out of memory");
+    a = calloc(1, sizeof *a);
+    if (a == NULL) {
+        http_reply_error(req, ERR_INTERNAL, "out of memory");
+        return;
     }
+    a->n = (unsigned)n;
+    if (submit_append_forwarded(api->submit, p, len, a->n, appended, a) != 0) {
+        free(a);
+        http_reply_error(req, ERR_INTERNAL, "out of memory");
+        return;
+    }
+    req_ref_attach(&a->ref, req);
 }
 
 /* POST /internal/barrier: a follower's linearizable read. The leader appends
@@ -63,7 +94,7 @@ void api_internal_apply(struct node *node, h2o_req_t *req, char **params)
  * index the follower must apply before it reads (a read index). */
 struct barrier_req {
     struct req_ref ref;
-    struct node *node;
+    struct api *api;
 };
 
 static void internal_barrier_cb(void *data, int status, uint64_t barrier_index)
@@ -73,40 +104,40 @@ static void internal_barrier_cb(void *data, int status, uint64_t barrier_index)
 
     if (req != NULL) {
         if (status != 0) {
-            http_reply_unavailable(br->node, req, "leadership could not be confirmed; retry");
+            http_reply_unavailable(req, "leadership could not be confirmed; retry");
         } else {
             char index[24];
             snprintf(index, sizeof index, "%llu", (unsigned long long)barrier_index);
             http_add_header(req, "x-varasto-index", index);
-            http_reply_json(br->node, req, 200, "{}", 2);
-            cluster_nudge(&br->node->cluster);
+            http_reply_json(req, 200, "{}", 2);
+            cluster_nudge(br->api->cluster);
         }
     }
     free(br);
 }
 
-void api_internal_barrier(struct node *node, h2o_req_t *req, char **params)
+void api_internal_barrier(struct api *api, h2o_req_t *req, char **params)
 {
     struct barrier_req *br;
 
     (void)params;
-    if (!node_is_admin(node, req)) {
-        http_reply_error(node, req, ERR_UNAUTHORIZED, "internal endpoints need the cluster token");
+    if (!http_is_admin(req)) {
+        http_reply_error(req, ERR_UNAUTHORIZED, "internal endpoints need the cluster token");
         return;
     }
-    if (!cluster_is_leader(&node->cluster)) {
-        http_reply_unavailable(node, req, "this node is not the leader; retry");
+    if (!cluster_is_leader(api->cluster)) {
+        http_reply_unavailable(req, "this node is not the leader; retry");
         return;
     }
     br = calloc(1, sizeof *br);
     if (br == NULL) {
-        http_reply_error(node, req, ERR_INTERNAL, "out of memory");
+        http_reply_error(req, ERR_INTERNAL, "out of memory");
         return;
     }
-    br->node = node;
-    if (cluster_barrier_join(&node->cluster, internal_barrier_cb, br) != 0) {
+    br->api = api;
+    if (cluster_barrier_join(api->cluster, internal_barrier_cb, br) != 0) {
         free(br);
-        http_reply_unavailable(node, req, "this node is not the leader; retry");
+        http_reply_unavailable(req, "this node is not the leader; retry");
         return;
     }
     req_ref_attach(&br->ref, req);

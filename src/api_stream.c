@@ -3,17 +3,21 @@
  * Each stream holds at most one batch (PUSH_BATCH_BYTES) in flight and pulls
  * the next only when h2o says the last one was written (proceed), so a
  * client that stops reading costs one batch of memory and nothing else. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
+#include "config.h"
 #include "log.h"
-#include "node.h"
+#include "push.h"
+#include "retention.h"
+#include "store.h"
 
 struct sse_stream {
     h2o_generator_t generator; /* first: h2o hands it back to us */
     struct req_ref ref;
-    struct node *node;
+    struct api *api;
     struct push_sub sub;
     struct buf out;            /* the batch h2o is writing */
     uv_timer_t heartbeat;
@@ -62,12 +66,17 @@ static void sse_pump(struct sse_stream *s)
         return;
     }
     s->out.len = 0;
-    if (s->node->oldest_seq > 1 && s->sub.cursor + 1 < s->node->oldest_seq) {
+    if (retention_pruned_after(s->api->retention, s->sub.cursor)) {
         /* Retention pruned what this subscriber has not read: say so and
          * end the stream; it resumes from its cursor and gets 410. */
-        buf_appendf(&s->out, "event: gone\ndata: {\"Error\":\"events after %llu are no longer "
-                             "kept\",\"Code\":\"gone\",\"OldestSeq\":%llu}\n\n",
-                    (unsigned long long)s->sub.cursor, (unsigned long long)s->node->oldest_seq);
+        char message[80], extra[48];
+        snprintf(message, sizeof message, "events after %llu are no longer kept",
+                 (unsigned long long)s->sub.cursor);
+        snprintf(extra, sizeof extra, "\"OldestSeq\":%llu",
+                 (unsigned long long)s->api->retention->oldest_seq);
+        buf_append_str(&s->out, "event: gone\ndata: ");
+        err_write_body(&s->out, ERR_GONE, message, extra);
+        buf_append_str(&s->out, "\n\n");
         {
             h2o_iovec_t iov = h2o_iovec_init(s->out.data, s->out.len);
             h2o_req_t *req = s->ref.req;
@@ -122,20 +131,20 @@ static void sse_heartbeat(uv_timer_t *t)
     sse_send(s);
 }
 
-int api_parse_types(struct node *node, h2o_req_t *req, struct type_filter *filter)
+int api_parse_types(h2o_req_t *req, struct type_filter *filter)
 {
     char types[TYPE_FILTER_MAX * 64];
     int rv = http_query(req, "types", types, sizeof types);
     filter->n = 0;
     if (rv < 0 || (rv == 1 && type_filter_parse(filter, types) != 0)) {
-        http_reply_error(node, req, ERR_BAD_REQUEST, "types must be at most %d prefixes",
+        http_reply_error(req, ERR_BAD_REQUEST, "types must be at most %d prefixes",
                          TYPE_FILTER_MAX);
         return -1;
     }
     return 0;
 }
 
-int api_stream_start(struct node *node, h2o_req_t *req, int use_last_event_id,
+int api_stream_start(struct api *api, h2o_req_t *req, int use_last_event_id,
                      struct type_filter *filter, uint64_t *after, char *subscription,
                      size_t size)
 {
@@ -152,39 +161,39 @@ int api_stream_start(struct node *node, h2o_req_t *req, int use_last_event_id,
         rv = http_u64_param(req, "after", NULL, &cursor);
     }
     if (rv < 0) {
-        http_reply_error(node, req, ERR_BAD_REQUEST,
+        http_reply_error(req, ERR_BAD_REQUEST,
                          "after / Last-Event-ID must be a non-negative integer");
         return -1;
     }
     subscription[0] = '\0';
     rv = http_query(req, "subscription", subscription, size);
     if (rv < 0) {
-        http_reply_error(node, req, ERR_BAD_REQUEST, "subscription: name too long");
+        http_reply_error(req, ERR_BAD_REQUEST, "subscription: name too long");
         return -1;
     }
     if (rv == 1) {
         /* A durable subscription: its cursor and its filter. A reconnect's
          * Last-Event-ID (what the client has processed) still wins. */
         uint64_t acked;
-        if (!store_subscription(&node->store, subscription, filter, &acked)) {
-            http_reply_error(node, req, ERR_NOT_FOUND, "subscription '%s' not found",
+        if (!store_subscription(api->store, subscription, filter, &acked)) {
+            http_reply_error(req, ERR_NOT_FOUND, "subscription '%s' not found",
                              subscription);
             return -1;
         }
         if (!has_last_event_id) {
             cursor = acked;
         }
-    } else if (api_parse_types(node, req, filter) != 0) {
+    } else if (api_parse_types(req, filter) != 0) {
         return -1;
     }
-    if (api_reply_gone_if_pruned(node, req, cursor)) {
+    if (api_reply_gone_if_pruned(api, req, cursor)) {
         return -1;
     }
     *after = cursor;
     return 0;
 }
 
-void api_events_stream(struct node *node, h2o_req_t *req, char **params)
+void api_events_stream(struct api *api, h2o_req_t *req, char **params)
 {
     struct type_filter filter;
     char name[256];
@@ -192,16 +201,16 @@ void api_events_stream(struct node *node, h2o_req_t *req, char **params)
     struct sse_stream *s;
 
     (void)params;
-    if (api_stream_start(node, req, 1, &filter, &after, name, sizeof name) != 0) {
+    if (api_stream_start(api, req, 1, &filter, &after, name, sizeof name) != 0) {
         return;
     }
     s = calloc(1, sizeof *s);
     if (s == NULL) {
-        http_reply_error(node, req, ERR_INTERNAL, "out of memory");
+        http_reply_error(req, ERR_INTERNAL, "out of memory");
         return;
     }
     s->sub.filter = filter;
-    s->node = node;
+    s->api = api;
     s->generator.proceed = sse_proceed;
     s->generator.stop = sse_stop;
     buf_init(&s->out);
@@ -211,13 +220,13 @@ void api_events_stream(struct node *node, h2o_req_t *req, char **params)
     s->sub.data = s;
     req_ref_attach(&s->ref, req);
     s->ref.on_gone = sse_gone;
-    uv_timer_init(&node->loop, &s->heartbeat);
+    uv_timer_init(api->loop, &s->heartbeat);
     s->heartbeat.data = s;
-    uv_timer_start(&s->heartbeat, sse_heartbeat, node->config.heartbeat_ms,
-                   node->config.heartbeat_ms);
-    push_subscribe(&node->push, &s->sub);
+    uv_timer_start(&s->heartbeat, sse_heartbeat, api->config->heartbeat_ms,
+                   api->config->heartbeat_ms);
+    push_subscribe(api->push, &s->sub);
 
-    http_prepare(node, req, 200);
+    http_prepare(req, 200);
     /* http_prepare set JSON; an event stream is text/event-stream. */
     h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE,
                    H2O_STRLIT("text/event-stream"), 1);

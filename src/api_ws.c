@@ -12,8 +12,10 @@
 
 #include "api.h"
 #include "commands.pb-c.h"
+#include "config.h"
+#include "fsm.h"
 #include "log.h"
-#include "node.h"
+#include "push.h"
 #include "submit.h"
 
 #define WS_QUEUE_BYTES (256 * 1024)
@@ -22,7 +24,7 @@
 
 struct ws_stream {
     h2o_websocket_conn_t *conn;
-    struct node *node;
+    struct api *api;
     struct push_sub sub;
     struct buf out;
     uv_timer_t timer;        /* pump retries and pings */
@@ -107,7 +109,7 @@ static void ws_pump(struct ws_stream *w)
         /* more to send once the socket drains */
         uv_timer_start(&w->timer, ws_timer_cb, WS_RETRY_MS, 0);
     } else {
-        uv_timer_start(&w->timer, ws_timer_cb, w->node->config.heartbeat_ms, 0);
+        uv_timer_start(&w->timer, ws_timer_cb, w->api->config->heartbeat_ms, 0);
     }
 }
 
@@ -118,7 +120,7 @@ static void ws_timer_cb(uv_timer_t *t)
     if (w->closed) {
         return;
     }
-    if (w->conn->sock != NULL && now - w->last_ping >= w->node->config.heartbeat_ms) {
+    if (w->conn->sock != NULL && now - w->last_ping >= w->api->config->heartbeat_ms) {
         struct wslay_event_msg ping = {WSLAY_PING, (const uint8_t *)"", 0};
         w->last_ping = now;
         wslay_event_queue_msg(w->conn->ws_ctx, &ping);
@@ -160,7 +162,7 @@ static void ack_flush(uv_timer_t *t)
     }
     msg.name = w->subscription;
     msg.seq = w->acked;
-    if (submit_message(w->node, "subscription.Ack", &msg.base, ack_done, w) == 0) {
+    if (submit_message(w->api->submit, "subscription.Ack", &msg.base, ack_done, w) == 0) {
         w->ack_in_flight = 1;
         w->ack_sent = w->acked;
     }
@@ -181,7 +183,7 @@ static void on_ws_message(h2o_websocket_conn_t *conn, const struct wslay_event_o
     json = cJSON_ParseWithLength((const char *)arg->msg, arg->msg_length);
     ack = cJSON_GetObjectItemCaseSensitive(json, "Ack");
     if (cJSON_IsNumber(ack) && ack->valuedouble >= 0 && ack->valuedouble > (double)w->acked &&
-        ack->valuedouble <= (double)w->node->fsm.last_seq) {
+        ack->valuedouble <= (double)w->api->fsm->last_seq) {
         w->acked = (uint64_t)ack->valuedouble;
         if (!uv_is_active((uv_handle_t *)&w->ack_timer)) {
             uv_timer_start(&w->ack_timer, ack_flush, WS_ACK_FLUSH_MS, 0);
@@ -190,7 +192,7 @@ static void on_ws_message(h2o_websocket_conn_t *conn, const struct wslay_event_o
     cJSON_Delete(json);
 }
 
-void api_events_ws(struct node *node, h2o_req_t *req, char **params)
+void api_events_ws(struct api *api, h2o_req_t *req, char **params)
 {
     struct type_filter filter;
     char name[sizeof ((struct ws_stream *)0)->subscription];
@@ -200,33 +202,33 @@ void api_events_ws(struct node *node, h2o_req_t *req, char **params)
 
     (void)params;
     if (h2o_is_websocket_handshake(req, &client_key) != 0 || client_key == NULL) {
-        http_reply_error(node, req, ERR_BAD_REQUEST, "expected a WebSocket handshake");
+        http_reply_error(req, ERR_BAD_REQUEST, "expected a WebSocket handshake");
         return;
     }
     /* Browsers send no Last-Event-ID on a WebSocket: ?after is the cursor. */
-    if (api_stream_start(node, req, 0, &filter, &after, name, sizeof name) != 0) {
+    if (api_stream_start(api, req, 0, &filter, &after, name, sizeof name) != 0) {
         return;
     }
     w = calloc(1, sizeof *w);
     if (w == NULL) {
-        http_reply_error(node, req, ERR_INTERNAL, "out of memory");
+        http_reply_error(req, ERR_INTERNAL, "out of memory");
         return;
     }
     memcpy(w->subscription, name, sizeof name);
     w->sub.filter = filter;
     w->acked = w->ack_sent = after;
-    w->node = node;
+    w->api = api;
     buf_init(&w->out);
     w->sub.cursor = after;
     w->sub.frame = ws_frame;
     w->sub.wake = ws_wake;
     w->sub.data = w;
     w->last_ping = util_mono_ms();
-    uv_timer_init(&node->loop, &w->timer);
-    uv_timer_init(&node->loop, &w->ack_timer);
+    uv_timer_init(api->loop, &w->timer);
+    uv_timer_init(api->loop, &w->ack_timer);
     w->timer.data = w->ack_timer.data = w;
     w->handles_open = 2;
     w->conn = h2o_upgrade_to_websocket(req, client_key, w, on_ws_message);
-    push_subscribe(&node->push, &w->sub);
+    push_subscribe(api->push, &w->sub);
     ws_pump(w);
 }

@@ -169,26 +169,6 @@ void cluster_after_iteration(struct cluster *c)
     }
 }
 
-static int mkdir_p(const char *path)
-{
-    char tmp[CONFIG_PATH_MAX + 16];
-    char *p;
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (p = tmp + 1; *p; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(tmp, 0700) != 0 && errno != EEXIST) {
-                return -1;
-            }
-            *p = '/';
-        }
-    }
-    if (mkdir(tmp, 0700) != 0 && errno != EEXIST) {
-        return -1;
-    }
-    return 0;
-}
-
 int cluster_start(struct cluster *c, uv_loop_t *loop, const struct config *config,
                   struct fsm *fsm, char *err, size_t err_size)
 {
@@ -201,7 +181,7 @@ int cluster_start(struct cluster *c, uv_loop_t *loop, const struct config *confi
     c->config = config;
     c->fsm = fsm;
     snprintf(c->raft_dir, sizeof c->raft_dir, "%s/raft", config->data_dir);
-    if (mkdir_p(c->raft_dir) != 0) {
+    if (util_mkdir_p(c->raft_dir) != 0) {
         snprintf(err, err_size, "cannot create %s: %s", c->raft_dir, strerror(errno));
         return -1;
     }

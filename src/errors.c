@@ -3,6 +3,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+#include "codec.h"
+#include "util.h"
+
 static const struct {
     int status;
     const char *code;
@@ -44,4 +47,19 @@ int err_set(struct err *e, enum err_code code, const char *fmt, ...)
     vsnprintf(e->message, sizeof e->message, fmt, ap);
     va_end(ap);
     return (int)code;
+}
+
+int err_write_body(struct buf *out, enum err_code code, const char *message, const char *extra)
+{
+    int rv = buf_append_str(out, "{\"Error\":");
+    rv |= codec_write_string(out, message);
+    rv |= buf_append_str(out, ",\"Code\":\"");
+    rv |= buf_append_str(out, err_code_string(code));
+    rv |= buf_append_str(out, "\"");
+    if (extra != NULL) {
+        rv |= buf_append_str(out, ",");
+        rv |= buf_append_str(out, extra);
+    }
+    rv |= buf_append_str(out, "}");
+    return rv != 0 ? -1 : 0;
 }

@@ -32,4 +32,12 @@ struct err {
 int err_set(struct err *e, enum err_code code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+struct buf;
+
+/* Append the error document {"Error":@message,"Code":"..."} to @out, with
+ * @extra (a JSON member such as "\"OldestSeq\":5", or NULL) before the
+ * closing brace: every error body of the API is written by this function.
+ * Returns 0 or -1 when out of memory. */
+int err_write_body(struct buf *out, enum err_code code, const char *message, const char *extra);
+
 #endif

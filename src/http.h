@@ -1,28 +1,33 @@
-/* The HTTP server (h2o on the node's libuv loop): listener, routing, auth,
- * and the response helpers every api_* module uses. */
+/* The HTTP server (h2o on the node's libuv loop): listener, routing (the
+ * table is the caller's), authentication and read consistency applied by
+ * route flags, and the response helpers every api_* module uses. */
 #ifndef VARASTO_HTTP_H
 #define VARASTO_HTTP_H
 
 #define H2O_USE_LIBUV 1
 #include <h2o.h>
+#include <stdint.h>
 #include <uv.h>
 
 #include "errors.h"
 
-#define HTTP_MAX_BODY (1024 * 1024)   /* SPEC §2: larger bodies get 413 */
+#define HTTP_MAX_BODY (1024 * 1024) /* SPEC §2: larger bodies get 413 */
 #define HTTP_MAX_PARAMS 2
 
-struct node;
+struct api;
+struct auth;
+struct consistency;
 
-/* A route handler. @params are the URL-decoded `*` segments of the pattern. */
-typedef void (*http_handler_fn)(struct node *node, h2o_req_t *req, char **params);
+/* A route handler. @params are the URL-decoded `*` segments of the pattern;
+ * @api is the handlers' context (borrowed; http.c never looks inside). */
+typedef void (*http_handler_fn)(struct api *api, h2o_req_t *req, char **params);
 
 struct http_route {
     const char *method;
-    const char *pattern;  /* '*' matches one path segment */
+    const char *pattern; /* '*' matches one path segment */
     http_handler_fn handler;
-    int public_;          /* no Authorization needed */
-    int read;             /* honours min_seq and consistency */
+    int public_;         /* no Authorization needed */
+    int read;            /* honours min_seq and consistency */
 };
 
 /* A weak reference to a request: @req becomes NULL when h2o disposes of it
@@ -35,32 +40,43 @@ struct req_ref {
     struct req_ref **slot; /* in the request's pool; points back here */
 };
 
-struct read_index_group;
-
 struct http_server {
-    struct node *node;
     h2o_globalconf_t config;
     h2o_context_t ctx;
     h2o_accept_ctx_t accept_ctx;
     uv_tcp_t listener;
     int listening;
-    struct http_wait *waits;  /* requests parked on min_seq or a barrier */
-    struct read_index_group *read_index; /* see http_flush */
+    int started;                    /* h2o's context is set up */
+    const struct http_route *routes; /* borrowed */
+    size_t n_routes;
+    struct api *api;                /* borrowed: handed to handlers */
+    struct auth *auth;              /* borrowed */
+    struct consistency *reads;      /* borrowed */
+    const uint64_t *applied_seq;    /* borrowed: X-Varasto-Seq */
+};
+
+/* What http_start needs besides the address; all borrowed. */
+struct http_deps {
+    const struct http_route *routes;
+    size_t n_routes;
+    struct api *api;
+    struct auth *auth;
+    struct consistency *reads;
+    const uint64_t *applied_seq;
 };
 
 /* Listen on @addr (HOST:PORT). Returns 0 or -1 with a message in @err. */
-int http_start(struct http_server *s, struct node *node, uv_loop_t *loop, const char *addr,
-               char *err, size_t err_size);
+int http_start(struct http_server *s, uv_loop_t *loop, const char *addr,
+               const struct http_deps *deps, char *err, size_t err_size);
 
-/* Stop accepting, fail parked requests, and release h2o state. */
-void http_stop(struct http_server *s);
+/* Stop accepting new connections (the close completes on the loop). */
+void http_stop_listening(struct http_server *s);
 
-/* Once per loop iteration: a follower asks the leader for one read index
- * for all the linearizable reads that arrived in the iteration. */
-void http_flush(struct http_server *s);
+/* Ask open connections to close once their current response is done. */
+void http_request_shutdown(struct http_server *s);
 
-/* The node applied events up to @seq: resume requests waiting for it. */
-void http_seq_applied(struct http_server *s, unsigned long long seq);
+/* Release h2o's state once the loop has stopped. */
+void http_dispose(struct http_server *s);
 
 /* Bind @ref to @req (see struct req_ref). */
 void req_ref_attach(struct req_ref *ref, h2o_req_t *req);
@@ -72,14 +88,14 @@ h2o_req_t *req_ref_detach(struct req_ref *ref);
 /* ---- responses: all add Content-Type and X-Varasto-Seq ---- */
 
 /* Set the common headers on @req (status not sent yet). */
-void http_prepare(struct node *node, h2o_req_t *req, int status);
-void http_reply_json(struct node *node, h2o_req_t *req, int status, const char *body, size_t len);
+void http_prepare(h2o_req_t *req, int status);
+void http_reply_json(h2o_req_t *req, int status, const char *body, size_t len);
 /* Send the whole response body (after http_prepare and any headers). */
 void http_send_body(h2o_req_t *req, const char *body, size_t len);
-void http_reply_error(struct node *node, h2o_req_t *req, enum err_code code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+void http_reply_error(h2o_req_t *req, enum err_code code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* 503 with Retry-After. */
-void http_reply_unavailable(struct node *node, h2o_req_t *req, const char *message);
+void http_reply_unavailable(h2o_req_t *req, const char *message);
 
 /* ---- request helpers ---- */
 
@@ -96,5 +112,19 @@ int http_u64_param(h2o_req_t *req, const char *qname, const char *hname,
                    unsigned long long *out);
 
 void http_add_header(h2o_req_t *req, const char *name, const char *value);
+
+/* Whether @req carries the admin (cluster) token. */
+int http_is_admin(h2o_req_t *req);
+
+/* ---- parsing, exposed for tests ---- */
+
+/* Percent-decode @len bytes of @src into @out ('+' is a space when
+ * @plus_is_space); a NUL or an over-long result fails. Returns 0 or -1. */
+int http_url_decode(const char *src, size_t len, char *out, size_t size, int plus_is_space);
+
+/* Match @path (@len bytes, no query) against @pattern, URL-decoding each
+ * '*' segment into @params (allocated from @pool). Returns 1 or 0. */
+int http_route_match(h2o_mem_pool_t *pool, const char *pattern, const char *path, size_t len,
+                     char **params);
 
 #endif

@@ -1,102 +1,71 @@
-/* cluster.AddNode, cluster.RemoveNode and cluster.TransferLeadership: raft
- * configuration changes driven by the leader (a follower relays the request
- * to it), each completed change then recorded through the log so that it
- * shows in /api_v2/nodes and as a cluster.NodeAdded / NodeRemoved event. */
+#include "membership.h"
+
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "api.h"
+#include "cluster.h"
 #include "codec.h"
 #include "commands.pb-c.h"
-#include "config.h"
+#include "forward.h"
 #include "log.h"
-#include "membership.h"
-#include "node.h"
-#include "submit.h"
+#include "store.h"
+#include "util.h"
 
-enum member_kind { MEMBER_ADD, MEMBER_REMOVE, MEMBER_TRANSFER };
+#define ANNOUNCE_INTERVAL_MS 100
+#define JOIN_RETRY_MS 1000
 
+/* One membership command on the leader, until its outcome is reported. */
 struct member_op {
     struct raft_change change;
     struct raft_transfer transfer;
-    struct req_ref ref;
-    struct node *node;
-    enum member_kind kind;
-    uint64_t id;
-    int role;
-    char raft_addr[CONFIG_ADDR_MAX];
-    char http_addr[CONFIG_ADDR_MAX];
-    char body[1024];   /* the request, to relay after a leadership hand-over */
+    struct membership *m;
+    struct membership_cmd cmd;
+    submit_cb cb;
+    void *cb_data;
+    char body[MEMBERSHIP_BODY_MAX + 1]; /* to relay after a leadership hand-over */
     size_t body_len;
 };
 
-static void op_reply_error(struct member_op *op, enum err_code code, const char *message)
+/* ---- outcomes ---- */
+
+static void op_fail(struct member_op *op, enum err_code code, const char *message)
 {
-    h2o_req_t *req = req_ref_detach(&op->ref);
-    if (req != NULL) {
-        if (code == ERR_UNAVAILABLE) {
-            http_reply_unavailable(op->node, req, message);
-        } else {
-            http_reply_error(op->node, req, code, "%s", message);
-        }
+    struct submit_result r;
+    struct buf b;
+    buf_init(&b);
+    memset(&r, 0, sizeof r);
+    r.status = err_http_status(code);
+    r.retry = code == ERR_UNAVAILABLE;
+    if (err_write_body(&b, code, message, NULL) == 0) {
+        r.body = b.data;
+        r.len = b.len;
+    } else {
+        r.body = "{}";
+        r.len = 2;
     }
+    op->cb(op->cb_data, &r);
+    buf_free(&b);
     free(op);
 }
 
-static void relay_done(void *data, const struct forward_reply *reply)
+static void op_leader(struct member_op *op, uint64_t leader)
 {
-    struct member_op *op = data;
-    h2o_req_t *req = req_ref_detach(&op->ref);
-    if (req != NULL) {
-        if (!reply->ok) {
-            http_reply_unavailable(op->node, req, "the leader did not answer; retry");
-        } else {
-            http_reply_json(op->node, req, (int)reply->status, reply->body, reply->len);
-        }
-    }
+    struct submit_result r;
+    char body[64];
+    memset(&r, 0, sizeof r);
+    r.status = 200;
+    r.len = (size_t)snprintf(body, sizeof body, "{\"Leader\":%llu}", (unsigned long long)leader);
+    r.body = body;
+    op->cb(op->cb_data, &r);
     free(op);
-}
-
-/* Send the request on to the current leader and relay its answer. */
-static void relay_to_leader(struct member_op *op, const char *command)
-{
-    struct node *node = op->node;
-    uint64_t leader = cluster_leader_id(&node->cluster);
-    char raft_addr[CONFIG_ADDR_MAX], http_addr[CONFIG_ADDR_MAX], path[96];
-
-    if (leader == 0 || leader == node->config.id ||
-        !store_node_addresses(&node->store, leader, raft_addr, http_addr, sizeof http_addr)) {
-        op_reply_error(op, ERR_UNAVAILABLE, "no leader is reachable; retry");
-        return;
-    }
-    snprintf(path, sizeof path, "/command/%s", command);
-    if (forward_post(&node->forward, http_addr, path, op->body, op->body_len,
-                     node->config.command_timeout_ms, relay_done, op) != 0) {
-        op_reply_error(op, ERR_UNAVAILABLE, "cannot reach the leader; retry");
-    }
 }
 
 static void recorded(void *data, const struct submit_result *r)
 {
     struct member_op *op = data;
-    h2o_req_t *req = req_ref_detach(&op->ref);
-    if (req != NULL) {
-        api_reply_outcome(op->node, req, r, r->body, r->len);
-    }
+    op->cb(op->cb_data, r);
     free(op);
-}
-
-static void record_added(struct member_op *op)
-{
-    Varasto__ClusterAddNode msg = VARASTO__CLUSTER_ADD_NODE__INIT;
-    static const char *roles[] = {"standby", "voter", "spare"};
-    msg.id = op->id;
-    msg.raftaddress = op->raft_addr;
-    msg.httpaddress = op->http_addr;
-    msg.role = (char *)roles[op->role];
-    if (submit_message(op->node, "cluster.RecordNodeAdded", &msg.base, recorded, op) != 0) {
-        op_reply_error(op, ERR_INTERNAL, "out of memory");
-    }
 }
 
 static void change_error(struct member_op *op, int status, const char *what)
@@ -109,7 +78,22 @@ static void change_error(struct member_op *op, int status, const char *what)
     snprintf(message, sizeof message, "%s: %s", what,
              status == RAFT_CANTCHANGE ? "another membership change is in progress"
                                        : raft_strerror(status));
-    op_reply_error(op, code, message);
+    op_fail(op, code, message);
+}
+
+/* ---- the changes, on the leader ---- */
+
+static void record_added(struct member_op *op)
+{
+    Varasto__ClusterAddNode msg = VARASTO__CLUSTER_ADD_NODE__INIT;
+    static const char *roles[] = {"standby", "voter", "spare"};
+    msg.id = op->cmd.id;
+    msg.raftaddress = op->cmd.raft_addr;
+    msg.httpaddress = op->cmd.http_addr;
+    msg.role = (char *)roles[op->cmd.role];
+    if (submit_message(op->m->submit, "cluster.RecordNodeAdded", &msg.base, recorded, op) != 0) {
+        op_fail(op, ERR_INTERNAL, "out of memory");
+    }
 }
 
 static void assign_cb(struct raft_change *change, int status)
@@ -131,14 +115,14 @@ static void add_cb(struct raft_change *change, int status)
         change_error(op, status, "adding the node failed");
         return;
     }
-    if (op->role == RAFT_SPARE) {
+    if (op->cmd.role == RAFT_SPARE) {
         record_added(op);
         return;
     }
     /* Promotion runs catch-up rounds first: a voter joins the quorum only
      * once it has the log. */
     op->change.data = op;
-    rv = raft_assign(&op->node->cluster.raft, &op->change, op->id, op->role, assign_cb);
+    rv = raft_assign(&op->m->cluster->raft, &op->change, op->cmd.id, op->cmd.role, assign_cb);
     if (rv != 0) {
         change_error(op, rv, "promoting the node failed");
     }
@@ -152,16 +136,17 @@ static void remove_cb(struct raft_change *change, int status)
         change_error(op, status, "removing the node failed");
         return;
     }
-    msg.id = op->id;
-    if (submit_message(op->node, "cluster.RecordNodeRemoved", &msg.base, recorded, op) != 0) {
-        op_reply_error(op, ERR_INTERNAL, "out of memory");
+    msg.id = op->cmd.id;
+    if (submit_message(op->m->submit, "cluster.RecordNodeRemoved", &msg.base, recorded, op) !=
+        0) {
+        op_fail(op, ERR_INTERNAL, "out of memory");
     }
 }
 
 /* The configuration entry of @id, or NULL. */
-static const struct raft_server *member(struct node *node, uint64_t id)
+static const struct raft_server *member(struct cluster *c, uint64_t id)
 {
-    const struct raft_configuration *conf = &node->cluster.raft.configuration;
+    const struct raft_configuration *conf = &c->raft.configuration;
     unsigned i;
     for (i = 0; i < conf->n; i++) {
         if (conf->servers[i].id == id) {
@@ -174,109 +159,98 @@ static const struct raft_server *member(struct node *node, uint64_t id)
 static void transfer_cb(struct raft_transfer *t)
 {
     struct member_op *op = t->data;
-    struct node *node = op->node;
-    uint64_t leader = cluster_leader_id(&node->cluster);
+    struct membership *m = op->m;
+    uint64_t leader = cluster_leader_id(m->cluster);
 
-    if (op->kind == MEMBER_REMOVE) {
+    if (op->cmd.kind == MEMBERSHIP_REMOVE) {
         /* The leader handed over before removing itself: the new leader
-         * carries out the removal. */
-        if (leader == 0 || leader == node->config.id) {
-            op_reply_error(op, ERR_UNAVAILABLE, "leadership could not be handed over; retry");
+         * carries out the removal, reached like any leader. */
+        if (leader == m->config->id) {
+            op_fail(op, ERR_UNAVAILABLE, "leadership could not be handed over; retry");
         } else {
-            relay_to_leader(op, "cluster.RemoveNode");
+            submit_relay(m->submit, "cluster.RemoveNode", op->body, op->body_len, op->cb,
+                         op->cb_data);
+            free(op);
         }
         return;
     }
-    if (leader == 0 || leader == node->config.id || (op->id != 0 && leader != op->id)) {
-        op_reply_error(op, ERR_UNAVAILABLE, "leadership was not transferred in time; retry");
+    if (leader == 0 || leader == m->config->id || (op->cmd.id != 0 && leader != op->cmd.id)) {
+        op_fail(op, ERR_UNAVAILABLE, "leadership was not transferred in time; retry");
         return;
     }
-    {
-        h2o_req_t *req = req_ref_detach(&op->ref);
-        if (req != NULL) {
-            char body[64];
-            int n = snprintf(body, sizeof body, "{\"Leader\":%llu}", (unsigned long long)leader);
-            http_reply_json(node, req, 200, body, (size_t)n);
-        }
-        free(op);
-    }
+    op_leader(op, leader);
 }
 
 static int start_transfer(struct member_op *op, uint64_t target)
 {
     op->transfer.data = op;
-    return raft_transfer(&op->node->cluster.raft, &op->transfer, target, transfer_cb);
+    return raft_transfer(&op->m->cluster->raft, &op->transfer, target, transfer_cb);
 }
 
-/* On the leader: carry out @op. */
-static void run_on_leader(struct member_op *op)
+static void run(struct member_op *op)
 {
-    struct node *node = op->node;
-    struct raft *r = &node->cluster.raft;
-    const struct raft_server *srv = member(node, op->id);
+    struct membership *m = op->m;
+    struct raft *r = &m->cluster->raft;
+    const struct membership_cmd *cmd = &op->cmd;
+    const struct raft_server *srv = member(m->cluster, cmd->id);
     int rv;
 
     op->change.data = op;
-    switch (op->kind) {
-    case MEMBER_ADD:
+    switch (cmd->kind) {
+    case MEMBERSHIP_ADD:
         if (srv != NULL) {
-            if (strcmp(srv->address, op->raft_addr) != 0) {
-                op_reply_error(op, ERR_CONFLICT, "a node with this Id has another RaftAddress");
+            if (strcmp(srv->address, cmd->raft_addr) != 0) {
+                op_fail(op, ERR_CONFLICT, "a node with this Id has another RaftAddress");
                 return;
             }
-            if (srv->role == op->role) {
+            if (srv->role == cmd->role) {
                 record_added(op); /* already added: a no-op but for the record */
                 return;
             }
-            rv = raft_assign(r, &op->change, op->id, op->role, assign_cb);
+            rv = raft_assign(r, &op->change, cmd->id, cmd->role, assign_cb);
         } else {
-            rv = raft_add(r, &op->change, op->id, op->raft_addr, add_cb);
+            rv = raft_add(r, &op->change, cmd->id, cmd->raft_addr, add_cb);
         }
         if (rv != 0) {
             change_error(op, rv, "adding the node failed");
         }
         return;
-    case MEMBER_REMOVE:
+    case MEMBERSHIP_REMOVE:
         if (srv == NULL) {
-            op_reply_error(op, ERR_NOT_FOUND, "no node with this Id in the cluster");
+            op_fail(op, ERR_NOT_FOUND, "no node with this Id in the cluster");
             return;
         }
-        if (op->id == node->config.id) {
+        if (cmd->id == m->config->id) {
             rv = start_transfer(op, 0);
             if (rv != 0) {
                 change_error(op, rv, "handing over leadership before removal failed");
             }
             return;
         }
-        rv = raft_remove(r, &op->change, op->id, remove_cb);
+        rv = raft_remove(r, &op->change, cmd->id, remove_cb);
         if (rv != 0) {
             change_error(op, rv, "removing the node failed");
         }
         return;
-    case MEMBER_TRANSFER:
-        if (op->id != 0 && (srv == NULL || srv->role != RAFT_VOTER)) {
-            op_reply_error(op, srv == NULL ? ERR_NOT_FOUND : ERR_CONFLICT,
-                           "the target must be a voting member");
+    case MEMBERSHIP_TRANSFER:
+        if (cmd->id != 0 && (srv == NULL || srv->role != RAFT_VOTER)) {
+            op_fail(op, srv == NULL ? ERR_NOT_FOUND : ERR_CONFLICT,
+                    "the target must be a voting member");
             return;
         }
-        if (op->id == node->config.id) {
-            h2o_req_t *req = req_ref_detach(&op->ref);
-            if (req != NULL) {
-                char body[64];
-                int n = snprintf(body, sizeof body, "{\"Leader\":%llu}",
-                                 (unsigned long long)op->id);
-                http_reply_json(node, req, 200, body, (size_t)n);
-            }
-            free(op);
+        if (cmd->id == m->config->id) {
+            op_leader(op, cmd->id);
             return;
         }
-        rv = start_transfer(op, op->id);
+        rv = start_transfer(op, cmd->id);
         if (rv != 0) {
             change_error(op, rv, "transferring leadership failed");
         }
         return;
     }
 }
+
+/* ---- commands ---- */
 
 static int parse_role(const char *role)
 {
@@ -298,7 +272,8 @@ int membership_is_command(const char *name)
            strcmp(name, "cluster.TransferLeadership") == 0;
 }
 
-void membership_command(struct node *node, h2o_req_t *req, const char *name, const cJSON *json)
+int membership_parse(const char *name, const cJSON *json, struct membership_cmd *cmd,
+                     struct err *e)
 {
     const ProtobufCMessageDescriptor *desc =
         strcmp(name, "cluster.AddNode") == 0      ? &varasto__cluster_add_node__descriptor
@@ -306,63 +281,188 @@ void membership_command(struct node *node, h2o_req_t *req, const char *name, con
                                                    : &varasto__cluster_transfer_leadership__descriptor;
     struct codec_error cerr;
     ProtobufCMessage *msg = NULL;
-    struct member_op *op;
     char host[CONFIG_ADDR_MAX];
-    int port;
+    int port, rv = 0;
 
+    memset(cmd, 0, sizeof *cmd);
     if (codec_decode(desc, json, &msg, &cerr) != 0) {
-        http_reply_error(node, req, ERR_BAD_REQUEST, "%s", cerr.message);
-        return;
+        return err_set(e, ERR_BAD_REQUEST, "%s", cerr.message);
     }
-    op = calloc(1, sizeof *op);
-    if (op == NULL) {
-        protobuf_c_message_free_unpacked(msg, NULL);
-        http_reply_error(node, req, ERR_INTERNAL, "out of memory");
-        return;
-    }
-    op->node = node;
     if (desc == &varasto__cluster_add_node__descriptor) {
         const Varasto__ClusterAddNode *c = (const void *)msg;
-        op->kind = MEMBER_ADD;
-        op->id = c->id;
-        op->role = parse_role(c->role);
+        cmd->kind = MEMBERSHIP_ADD;
+        cmd->id = c->id;
+        cmd->role = parse_role(c->role);
         if (c->id == 0 || strlen(c->raftaddress) >= CONFIG_ADDR_MAX ||
             strlen(c->httpaddress) >= CONFIG_ADDR_MAX ||
             config_split_addr(c->raftaddress, host, &port) != 0 ||
-            config_split_addr(c->httpaddress, host, &port) != 0 || op->role < 0) {
-            http_reply_error(node, req, ERR_BAD_REQUEST,
-                             "cluster.AddNode needs a positive Id, HOST:PORT addresses and a "
-                             "Role of voter, standby or spare");
-            goto fail;
+            config_split_addr(c->httpaddress, host, &port) != 0 || cmd->role < 0) {
+            rv = err_set(e, ERR_BAD_REQUEST,
+                         "cluster.AddNode needs a positive Id, HOST:PORT addresses and a "
+                         "Role of voter, standby or spare");
+        } else {
+            util_copy(cmd->raft_addr, sizeof cmd->raft_addr, c->raftaddress);
+            util_copy(cmd->http_addr, sizeof cmd->http_addr, c->httpaddress);
         }
-        util_copy(op->raft_addr, sizeof op->raft_addr, c->raftaddress);
-        util_copy(op->http_addr, sizeof op->http_addr, c->httpaddress);
     } else if (desc == &varasto__cluster_remove_node__descriptor) {
-        op->kind = MEMBER_REMOVE;
-        op->id = ((const Varasto__ClusterRemoveNode *)msg)->id;
+        cmd->kind = MEMBERSHIP_REMOVE;
+        cmd->id = ((const Varasto__ClusterRemoveNode *)msg)->id;
     } else {
         const Varasto__ClusterTransferLeadership *c = (const void *)msg;
-        op->kind = MEMBER_TRANSFER;
-        op->id = c->has_id ? c->id : 0;
+        cmd->kind = MEMBERSHIP_TRANSFER;
+        cmd->id = c->has_id ? c->id : 0;
     }
     protobuf_c_message_free_unpacked(msg, NULL);
-    msg = NULL;
-    if (req->entity.len >= sizeof op->body) {
-        http_reply_error(node, req, ERR_BAD_REQUEST, "request too long for a cluster command");
-        goto fail;
+    return rv;
+}
+
+void membership_exec(void *data, const char *command, const char *body, size_t len,
+                     submit_cb cb, void *cb_data)
+{
+    struct membership *m = data;
+    struct member_op *op = calloc(1, sizeof *op);
+    cJSON *json;
+    struct err e;
+
+    if (op == NULL) {
+        static const char oom[] = "{\"Error\":\"out of memory\",\"Code\":\"internal\"}";
+        struct submit_result r = {500, oom, sizeof oom - 1, 0, 0, 0};
+        cb(cb_data, &r);
+        return;
     }
-    memcpy(op->body, req->entity.base, req->entity.len);
-    op->body_len = req->entity.len;
-    req_ref_attach(&op->ref, req);
-    if (cluster_is_leader(&node->cluster)) {
-        run_on_leader(op);
+    op->m = m;
+    op->cb = cb;
+    op->cb_data = cb_data;
+    json = len <= MEMBERSHIP_BODY_MAX ? cJSON_ParseWithLength(body, len) : NULL;
+    if (json == NULL) {
+        op_fail(op, ERR_BAD_REQUEST, "malformed membership command");
+        return;
+    }
+    if (membership_parse(command, json, &op->cmd, &e) != 0) {
+        cJSON_Delete(json);
+        op_fail(op, e.code, e.message);
+        return;
+    }
+    cJSON_Delete(json);
+    memcpy(op->body, body, len);
+    op->body_len = len;
+    run(op);
+}
+
+/* ---- announcing this node's addresses through the log ---- */
+
+static void announce_done(void *data, const struct submit_result *r)
+{
+    struct membership *m = data;
+    m->announcing = 0;
+    if (r->status != 200) {
+        log_debug("announce: %d %.*s", r->status, (int)r->len, r->body);
     } else {
-        relay_to_leader(op, name);
+        log_info("announced HTTP address %s to the cluster", m->config->http_advertise);
     }
-    return;
-fail:
-    if (msg != NULL) {
-        protobuf_c_message_free_unpacked(msg, NULL);
+}
+
+static void announce_tick(uv_timer_t *t)
+{
+    struct membership *m = t->data;
+    const struct config *config = m->config;
+    Varasto__ClusterAnnounce msg = VARASTO__CLUSTER_ANNOUNCE__INIT;
+    char raft[CONFIG_ADDR_MAX], http[CONFIG_ADDR_MAX];
+
+    if (m->announcing || m->stopping || cluster_leader_id(m->cluster) == 0 ||
+        !cluster_is_member(m->cluster, config->id)) {
+        return;
     }
-    free(op);
+    if (store_node_addresses(m->store, config->id, raft, http, sizeof http) &&
+        strcmp(raft, config->raft) == 0 && strcmp(http, config->http_advertise) == 0) {
+        return;
+    }
+    msg.id = config->id;
+    msg.raftaddress = (char *)config->raft;
+    msg.httpaddress = (char *)config->http_advertise;
+    if (submit_message(m->submit, "cluster.Announce", &msg.base, announce_done, m) == 0) {
+        m->announcing = 1;
+    }
+}
+
+/* ---- --join: ask a member to add this node ---- */
+
+static void join_tick(uv_timer_t *t);
+
+static void join_done(void *data, const struct forward_reply *reply)
+{
+    struct membership *m = data;
+    if (m->stopping) {
+        return;
+    }
+    if (reply->ok && reply->status == 200) {
+        log_info("joined the cluster through %s", m->config->join);
+        return;
+    }
+    if (reply->ok && (reply->status == 400 || reply->status == 401 || reply->status == 409)) {
+        log_error("joining through %s refused: %ld %.*s", m->config->join, reply->status,
+                  (int)reply->len, reply->body);
+        return;
+    }
+    log_warn("joining through %s: %s; retrying", m->config->join,
+             reply->ok ? "no leader yet" : reply->error);
+    uv_timer_start(&m->join, join_tick, JOIN_RETRY_MS, 0);
+}
+
+static void join_tick(uv_timer_t *t)
+{
+    struct membership *m = t->data;
+    const struct config *config = m->config;
+    const char *target = config->join;
+    char body[512], host[CONFIG_PATH_MAX];
+    size_t len;
+    int n;
+
+    if (m->stopping) {
+        return;
+    }
+    if (strncmp(target, "http://", 7) == 0) {
+        target += 7;
+    }
+    util_copy(host, sizeof host, target);
+    len = strlen(host);
+    while (len > 0 && host[len - 1] == '/') {
+        host[--len] = '\0';
+    }
+    n = snprintf(body, sizeof body,
+                 "{\"Id\":%llu,\"RaftAddress\":\"%s\",\"HttpAddress\":\"%s\"}",
+                 (unsigned long long)config->id, config->raft, config->http_advertise);
+    if (forward_post(m->forward, host, "/command/cluster.AddNode", body, (size_t)n,
+                     config->command_timeout_ms + 30000, join_done, m) != 0) {
+        uv_timer_start(&m->join, join_tick, JOIN_RETRY_MS, 0);
+    }
+}
+
+void membership_start(struct membership *m, uv_loop_t *loop, const struct config *config,
+                      struct cluster *cluster, struct store *store, struct submit *submit,
+                      struct forward *forward, int pristine)
+{
+    memset(m, 0, sizeof *m);
+    m->config = config;
+    m->cluster = cluster;
+    m->store = store;
+    m->submit = submit;
+    m->forward = forward;
+    submit_set_exec(submit, membership_exec, m);
+    uv_timer_init(loop, &m->join);
+    m->join.data = m;
+    if (config->join[0] != '\0' && pristine) {
+        log_info("asking %s to add this node", config->join);
+        uv_timer_start(&m->join, join_tick, 0, 0);
+    }
+    uv_timer_init(loop, &m->announce);
+    m->announce.data = m;
+    uv_timer_start(&m->announce, announce_tick, 0, ANNOUNCE_INTERVAL_MS);
+}
+
+void membership_close(struct membership *m)
+{
+    m->stopping = 1;
+    uv_close((uv_handle_t *)&m->announce, NULL);
+    uv_close((uv_handle_t *)&m->join, NULL);
 }

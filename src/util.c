@@ -2,11 +2,13 @@
 
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 
 int64_t util_now_ms(void)
@@ -256,4 +258,24 @@ uint64_t util_hash64(const void *data, size_t len)
         h *= 1099511628211ULL;
     }
     return h;
+}
+
+int util_mkdir_p(const char *path)
+{
+    char tmp[4096];
+    char *p;
+    if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    for (p = tmp + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(tmp, 0700) != 0 && errno != EEXIST) {
+                return -1;
+            }
+            *p = '/';
+        }
+    }
+    return mkdir(tmp, 0700) != 0 && errno != EEXIST ? -1 : 0;
 }

@@ -1,0 +1,104 @@
+#include "auth.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "store.h"
+#include "util.h"
+
+#define TOKEN_MIN_LEN 16
+#define GENERATED_TOKEN_LEN 40
+
+static int read_token(const char *path, char *out, size_t size, char *err, size_t err_size)
+{
+    FILE *f = fopen(path, "r");
+    size_t n;
+    if (f == NULL) {
+        snprintf(err, err_size, "token file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (fgets(out, (int)size, f) == NULL) {
+        out[0] = '\0';
+    }
+    fclose(f);
+    n = strlen(out);
+    while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r' || out[n - 1] == ' ')) {
+        out[--n] = '\0';
+    }
+    if (n < TOKEN_MIN_LEN) {
+        snprintf(err, err_size, "token file %s: the token must be at least %d characters", path,
+                 TOKEN_MIN_LEN);
+        return -1;
+    }
+    return 0;
+}
+
+int auth_init(struct auth *a, const struct config *config, struct store *store, char *err,
+              size_t err_size)
+{
+    char path[CONFIG_PATH_MAX + 16], tmp[CONFIG_PATH_MAX + 24];
+    int fd, ok;
+
+    a->store = store;
+    if (config->token_file[0] != '\0') {
+        return read_token(config->token_file, a->admin_token, sizeof a->admin_token, err,
+                          err_size);
+    }
+    snprintf(path, sizeof path, "%s/admin-token", config->data_dir);
+    if (access(path, F_OK) == 0) {
+        return read_token(path, a->admin_token, sizeof a->admin_token, err, err_size);
+    }
+    util_random_id(a->admin_token, GENERATED_TOKEN_LEN);
+    /* Written aside and renamed into place: the file never exists half
+     * written, neither to a reader nor after a crash. */
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ok = fd >= 0 && write(fd, a->admin_token, GENERATED_TOKEN_LEN) == GENERATED_TOKEN_LEN &&
+         write(fd, "\n", 1) == 1 && fsync(fd) == 0;
+    if (fd >= 0 && close(fd) != 0) {
+        ok = 0;
+    }
+    if (!ok || rename(tmp, path) != 0) {
+        snprintf(err, err_size, "cannot write %s: %s", path, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    log_info("generated an admin token into %s", path);
+    return 0;
+}
+
+/* The token of "Bearer <token>", or NULL. */
+static const char *bearer(const char *authorization)
+{
+    if (authorization == NULL || strncasecmp(authorization, "Bearer ", 7) != 0) {
+        return NULL;
+    }
+    return authorization + 7;
+}
+
+int auth_is_admin(const struct auth *a, const char *authorization)
+{
+    const char *token = bearer(authorization);
+    return token != NULL && util_secure_streq(token, a->admin_token);
+}
+
+int auth_allows(const struct auth *a, const char *authorization)
+{
+    const char *token = bearer(authorization);
+    uint8_t hash[32];
+
+    if (token == NULL) {
+        return 0;
+    }
+    if (util_secure_streq(token, a->admin_token)) {
+        return 1;
+    }
+    util_sha256(token, strlen(token), hash);
+    return store_apikey_valid(a->store, hash);
+}

@@ -1,0 +1,32 @@
+/* Who may call the API: the cluster's admin token (from --token-file, or
+ * generated once into the data dir) or a live API key (its SHA-256 is in
+ * the read model). */
+#ifndef VARASTO_AUTH_H
+#define VARASTO_AUTH_H
+
+#include <stddef.h>
+
+struct config;
+struct store;
+
+#define AUTH_TOKEN_MAX 256
+
+struct auth {
+    char admin_token[AUTH_TOKEN_MAX];
+    struct store *store; /* borrowed: API keys */
+};
+
+/* Load the admin token (generating it on first start when no --token-file
+ * is given) and bind @a to @store. Returns 0, or -1 with a one-line
+ * message in @err. */
+int auth_init(struct auth *a, const struct config *config, struct store *store, char *err,
+              size_t err_size);
+
+/* Whether the Authorization header value @authorization (NULL: absent)
+ * carries the admin token. */
+int auth_is_admin(const struct auth *a, const char *authorization);
+
+/* Whether it carries the admin token or a live API key. */
+int auth_allows(const struct auth *a, const char *authorization);
+
+#endif

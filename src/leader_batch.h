@@ -1,0 +1,58 @@
+/* The leader's appends: entries accepted in one loop iteration (this node's
+ * own and followers' forwarded ones) go to raft in one raft_apply, one disk
+ * write and one AppendEntries per follower for all of them. Raft calls back
+ * once per raft_apply, after its first entry is applied, so each entry's
+ * outcome is taken from the FSM as it is applied (leader_batch_applied);
+ * raft's callback only reports a batch that failed. Part of the submission
+ * module (submit.h). */
+#ifndef VARASTO_LEADER_BATCH_H
+#define VARASTO_LEADER_BATCH_H
+
+#include <raft.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Most entries one raft_apply takes, and so one forward request carries. */
+#define SUBMIT_BATCH_MAX 256
+
+struct cluster;
+struct fsm_result;
+struct leader_batch;
+struct submit_op;
+
+/* A follower's entries were taken by raft (@error NULL; @index is the first
+ * one's), or refused with @error (nothing of them was appended). */
+typedef void (*leader_batch_answer_fn)(void *data, const char *error, uint64_t index);
+
+struct leader_batcher {
+    struct cluster *cluster;         /* borrowed */
+    struct leader_batch *open;       /* this iteration's entries */
+    struct leader_batch *applying;   /* appended, waiting for outcomes, in order */
+    struct leader_batch *applying_tail;
+};
+
+void leader_batch_init(struct leader_batcher *lb, struct cluster *cluster);
+
+/* Add @op's entry @buf (taken). On out of memory @op gets a 503. */
+void leader_batch_add(struct leader_batcher *lb, struct submit_op *op, struct raft_buffer buf);
+
+/* Add @n frames from @frames (copied) with no local submission; @cb answers
+ * for them at the flush. Returns 0 or -1 (out of memory; nothing added). */
+int leader_batch_add_frames(struct leader_batcher *lb, const uint8_t *frames, size_t len,
+                            unsigned n, leader_batch_answer_fn cb, void *data);
+
+/* Hand this iteration's batch to raft. */
+void leader_batch_flush(struct leader_batcher *lb);
+
+/* The FSM applied @r->index: deliver the outcome of the entry there if this
+ * node appended it, and fail entries that leadership changes skipped. */
+void leader_batch_applied(struct leader_batcher *lb, const struct fsm_result *r);
+
+/* Fail what waits for an outcome if this node no longer leads. */
+void leader_batch_check_leadership(struct leader_batcher *lb);
+
+/* Stopping: refuse the open batch with @not_sent and fail the appended ones
+ * with @unknown (they may still commit). */
+void leader_batch_abort(struct leader_batcher *lb, const char *not_sent, const char *unknown);
+
+#endif
