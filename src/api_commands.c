@@ -108,7 +108,6 @@ static void submit_command(struct api *api, h2o_req_t *req, const struct domain_
                            cJSON *json)
 {
     Varasto__Entry e = VARASTO__ENTRY__INIT;
-    struct codec_error cerr;
     struct err derr;
     ProtobufCMessage *msg = NULL;
     struct pending_cmd *p = NULL;
@@ -126,8 +125,8 @@ static void submit_command(struct api *api, h2o_req_t *req, const struct domain_
                          "Idempotency-Key must be 1 to 128 printable ASCII characters");
         return;
     }
-    if (codec_decode(cmd->desc, json, &msg, &cerr) != 0) {
-        http_reply_error(req, ERR_BAD_REQUEST, "%s", cerr.message);
+    if (codec_decode(cmd->desc, json, &msg, &derr) != 0) {
+        http_reply_error(req, derr.code, "%s", derr.message);
         return;
     }
     if (domain_check(cmd, msg, &derr) != 0) {

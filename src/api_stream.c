@@ -22,6 +22,7 @@ struct sse_stream {
     struct buf out;            /* the batch h2o is writing */
     uv_timer_t heartbeat;
     int sending;
+    int ending;                /* the node is stopping: finish after this batch */
     int closed;
 };
 
@@ -96,12 +97,37 @@ static void sse_pump(struct sse_stream *s)
     }
 }
 
+/* End the response (the node is stopping); the request's disposal then
+ * closes the stream. */
+static void sse_finish(struct sse_stream *s)
+{
+    if (s->closed || s->ref.req == NULL) {
+        return;
+    }
+    s->sending = 1;
+    h2o_send(s->ref.req, NULL, 0, H2O_SEND_STATE_FINAL);
+}
+
 static void sse_proceed(h2o_generator_t *g, h2o_req_t *req)
 {
     struct sse_stream *s = (struct sse_stream *)g;
     (void)req;
     s->sending = 0;
+    if (s->ending) {
+        sse_finish(s);
+        return;
+    }
     sse_pump(s);
+}
+
+static void sse_end(struct push_sub *sub)
+{
+    struct sse_stream *s = sub->data;
+    push_unsubscribe(&s->sub);
+    s->ending = 1;
+    if (!s->sending) {
+        sse_finish(s);
+    }
 }
 
 static void sse_stop(h2o_generator_t *g, h2o_req_t *req)
@@ -217,6 +243,7 @@ void api_events_stream(struct api *api, h2o_req_t *req, char **params)
     s->sub.cursor = after;
     s->sub.frame = sse_frame;
     s->sub.wake = sse_wake;
+    s->sub.end = sse_end;
     s->sub.data = s;
     req_ref_attach(&s->ref, req);
     s->ref.on_gone = sse_gone;

@@ -133,6 +133,11 @@ static void ws_wake(struct push_sub *sub)
     ws_pump(sub->data);
 }
 
+static void ws_end(struct push_sub *sub)
+{
+    ws_close(sub->data);
+}
+
 static void ack_done(void *data, const struct submit_result *r)
 {
     struct ws_stream *w = data;
@@ -222,6 +227,7 @@ void api_events_ws(struct api *api, h2o_req_t *req, char **params)
     w->sub.cursor = after;
     w->sub.frame = ws_frame;
     w->sub.wake = ws_wake;
+    w->sub.end = ws_end;
     w->sub.data = w;
     w->last_ping = util_mono_ms();
     uv_timer_init(api->loop, &w->timer);

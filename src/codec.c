@@ -35,11 +35,11 @@ size_t codec_max_string(const char *field_name)
     return CODEC_DEFAULT_MAX_STRING;
 }
 
-static int fail(struct codec_error *err, const char *path, const char *fmt, const char *what)
+static int fail(struct err *err, const char *path, const char *fmt, const char *what)
 {
     char detail[200];
     snprintf(detail, sizeof detail, fmt, what);
-    snprintf(err->message, sizeof err->message, "field '%s': %s", path, detail);
+    err_set(err, ERR_BAD_REQUEST, "field '%s': %s", path, detail);
     return -1;
 }
 
@@ -60,11 +60,11 @@ static void field_path(char *out, size_t size, const char *prefix, const char *n
 
 static int decode_message(const ProtobufCMessageDescriptor *desc, const cJSON *json,
                           ProtobufCMessage **out, const char *prefix,
-                          struct codec_error *err);
+                          struct err *err);
 
 /* Decode one scalar or message value of field @f at @dst. */
 static int decode_value(const ProtobufCFieldDescriptor *f, const cJSON *v, void *dst,
-                        const char *path, struct codec_error *err)
+                        const char *path, struct err *err)
 {
     double d;
 
@@ -167,7 +167,7 @@ static size_t value_size(const ProtobufCFieldDescriptor *f)
 }
 
 static int decode_field(const ProtobufCFieldDescriptor *f, const cJSON *v, ProtobufCMessage *msg,
-                        const char *path, struct codec_error *err)
+                        const char *path, struct err *err)
 {
     char *base = (char *)msg;
 
@@ -216,7 +216,7 @@ static int decode_field(const ProtobufCFieldDescriptor *f, const cJSON *v, Proto
 
 static int decode_message(const ProtobufCMessageDescriptor *desc, const cJSON *json,
                           ProtobufCMessage **out, const char *prefix,
-                          struct codec_error *err)
+                          struct err *err)
 {
     ProtobufCMessage *msg;
     const cJSON *item;
@@ -225,12 +225,12 @@ static int decode_message(const ProtobufCMessageDescriptor *desc, const cJSON *j
 
     *out = NULL;
     if (!cJSON_IsObject(json)) {
-        snprintf(err->message, sizeof err->message, "%s", "expected a JSON object");
+        err_set(err, ERR_BAD_REQUEST, "expected a JSON object");
         return -1;
     }
     msg = calloc(1, desc->sizeof_message);
     if (msg == NULL) {
-        snprintf(err->message, sizeof err->message, "%s", "out of memory");
+        err_set(err, ERR_INTERNAL, "out of memory");
         return -1;
     }
     protobuf_c_message_init(desc, msg);
@@ -274,14 +274,14 @@ static int decode_message(const ProtobufCMessageDescriptor *desc, const cJSON *j
 }
 
 int codec_decode(const ProtobufCMessageDescriptor *desc, const cJSON *json,
-                 ProtobufCMessage **out, struct codec_error *err)
+                 ProtobufCMessage **out, struct err *err)
 {
     int rv = decode_message(desc, json, out, "", err);
     if (rv != 0 && *out != NULL) {
         protobuf_c_message_free_unpacked(*out, NULL);
         *out = NULL;
     }
-    return rv;
+    return rv != 0 ? (int)err->code : 0;
 }
 
 /* Whether a singular field of the message at @base is set (required fields

@@ -10,18 +10,17 @@
 #include <cjson/cJSON.h>
 #include <protobuf-c/protobuf-c.h>
 
+#include "errors.h"
+
 #define CODEC_DEFAULT_MAX_STRING 255
 #define CODEC_MAX_REPEATED 10000
 
-struct codec_error {
-    char message[320];
-};
-
 /* Decode the JSON object @json into a new message of type @desc, returned in
  * @out (free with protobuf_c_message_free_unpacked(msg, NULL)).
- * Returns 0, or -1 with a message naming the field in @err. */
+ * Returns 0, or an err_code (ERR_BAD_REQUEST with a message naming the
+ * field, ERR_INTERNAL when out of memory) with @err set. */
 int codec_decode(const ProtobufCMessageDescriptor *desc, const cJSON *json,
-                 ProtobufCMessage **out, struct codec_error *err);
+                 ProtobufCMessage **out, struct err *err);
 
 /* Encode @msg as a new cJSON object (caller frees), or NULL when out of
  * memory. */

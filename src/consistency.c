@@ -209,6 +209,9 @@ enum consistency_status consistency_start(struct consistency *c, uint64_t min_se
     if (!linearizable && min_seq <= c->fsm->last_seq) {
         return CONSISTENCY_READY;
     }
+    if (c->closed) {
+        return CONSISTENCY_UNAVAILABLE;
+    }
     if (linearizable) {
         to = route_leader(c->route, &leader_http);
         if (to == ROUTE_NONE) {
@@ -269,6 +272,7 @@ void consistency_applied(struct consistency *c)
 
 void consistency_close(struct consistency *c)
 {
+    c->closed = 1;
     if (c->group != NULL) {
         struct read_index_group *g = c->group;
         c->group = NULL;

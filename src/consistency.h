@@ -39,6 +39,7 @@ struct consistency {
     unsigned timeout_ms;
     struct consistency_wait *waits;   /* waiting reads */
     struct read_index_group *group;   /* this iteration's read-index request */
+    int closed;                       /* consistency_close was called */
 };
 
 /* Bind @c to the node's modules (all borrowed); waits end after @timeout_ms. */
@@ -64,7 +65,8 @@ void consistency_applied(struct consistency *c);
 /* Once per loop iteration: send this iteration's read-index request. */
 void consistency_flush(struct consistency *c);
 
-/* Stopping: every wait ends with UNAVAILABLE. */
+/* Stopping: every wait ends with UNAVAILABLE, and reads that would wait
+ * are refused (UNAVAILABLE) from now on. */
 void consistency_close(struct consistency *c);
 
 #endif

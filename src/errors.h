@@ -25,7 +25,7 @@ const char *err_code_string(enum err_code code);
 /* An error with a human-readable message, carried as a value. */
 struct err {
     enum err_code code;
-    char message[256];
+    char message[320];
 };
 
 /* Set @e and return @code, for `return err_set(e, ERR_CONFLICT, "...")`. */

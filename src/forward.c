@@ -10,6 +10,7 @@
 
 struct forward_req {
     struct forward *f;
+    struct queue link;    /* f->requests */
     CURL *easy;
     struct curl_slist *headers;
     struct buf body;
@@ -25,7 +26,17 @@ struct forward_sock {
     uv_poll_t poll;
     curl_socket_t fd;
     struct forward *f;
+    struct queue link;    /* f->sockets, until closed */
 };
+
+static void req_free(struct forward_req *r)
+{
+    queue_remove(&r->link);
+    curl_easy_cleanup(r->easy);
+    curl_slist_free_all(r->headers);
+    buf_free(&r->body);
+    free(r);
+}
 
 static void check_done(struct forward *f)
 {
@@ -51,11 +62,9 @@ static void check_done(struct forward *f)
         }
         curl_multi_remove_handle(f->multi, r->easy);
         f->in_flight--;
+        queue_remove(&r->link);
         r->cb(r->data, &reply);
-        curl_easy_cleanup(r->easy);
-        curl_slist_free_all(r->headers);
-        buf_free(&r->body);
-        free(r);
+        req_free(r);
     }
 }
 
@@ -107,6 +116,13 @@ static void sock_closed(uv_handle_t *h)
     free(h->data);
 }
 
+static void sock_close(struct forward_sock *s)
+{
+    queue_remove(&s->link);
+    uv_poll_stop(&s->poll);
+    uv_close((uv_handle_t *)&s->poll, sock_closed);
+}
+
 static int socket_function(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
 {
     struct forward *f = userp;
@@ -116,8 +132,7 @@ static int socket_function(CURL *easy, curl_socket_t fd, int what, void *userp, 
 
     if (what == CURL_POLL_REMOVE) {
         if (s != NULL) {
-            uv_poll_stop(&s->poll);
-            uv_close((uv_handle_t *)&s->poll, sock_closed);
+            sock_close(s);
             curl_multi_assign(f->multi, fd, NULL);
         }
         return 0;
@@ -129,6 +144,7 @@ static int socket_function(CURL *easy, curl_socket_t fd, int what, void *userp, 
         }
         s->fd = fd;
         s->f = f;
+        queue_insert_tail(&f->sockets, &s->link);
         uv_poll_init_socket(f->loop, &s->poll, fd);
         s->poll.data = s;
         curl_multi_assign(f->multi, fd, s);
@@ -147,12 +163,15 @@ int forward_init(struct forward *f, uv_loop_t *loop, const char *token)
 {
     memset(f, 0, sizeof *f);
     f->loop = loop;
+    queue_init(&f->requests);
+    queue_init(&f->sockets);
     snprintf(f->auth, sizeof f->auth, "Authorization: Bearer %s", token);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         return -1;
     }
     f->multi = curl_multi_init();
     if (f->multi == NULL) {
+        curl_global_cleanup();
         return -1;
     }
     curl_multi_setopt(f->multi, CURLMOPT_SOCKETFUNCTION, socket_function);
@@ -199,6 +218,7 @@ int forward_post(struct forward *f, const char *http_addr, const char *path, con
         return -1;
     }
     r->f = f;
+    queue_init(&r->link);
     r->cb = cb;
     r->data = cb_data;
     buf_init(&r->body);
@@ -233,6 +253,7 @@ int forward_post(struct forward *f, const char *http_addr, const char *path, con
         return -1;
     }
     f->in_flight++;
+    queue_insert_tail(&f->requests, &r->link);
     return 0;
 }
 
@@ -241,9 +262,24 @@ void forward_close(struct forward *f)
     if (f->multi == NULL || f->closing) {
         return;
     }
-    /* The node is stopping: new posts are refused; transfers in flight are
-     * abandoned with the process (their requests get no answer, as with any
-     * node that stops). */
     f->closing = 1;
     uv_timer_stop(&f->timer);
+    while (!queue_empty(&f->requests)) {
+        struct forward_req *r = QUEUE_DATA(f->requests.next, struct forward_req, link);
+        struct forward_reply reply;
+        memset(&reply, 0, sizeof reply);
+        reply.error = "the node is stopping";
+        curl_multi_remove_handle(f->multi, r->easy);
+        f->in_flight--;
+        queue_remove(&r->link);
+        r->cb(r->data, &reply);
+        req_free(r);
+    }
+    curl_multi_cleanup(f->multi); /* closes curl's kept-alive connections */
+    f->multi = NULL;
+    while (!queue_empty(&f->sockets)) {
+        sock_close(QUEUE_DATA(f->sockets.next, struct forward_sock, link));
+    }
+    uv_close((uv_handle_t *)&f->timer, NULL);
+    curl_global_cleanup();
 }

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "queue.h"
 #include "util.h"
 
 struct forward_reply {
@@ -29,6 +30,8 @@ struct forward {
     uv_timer_t timer;
     char auth[300];       /* "Authorization: Bearer <cluster token>" */
     unsigned in_flight;
+    struct queue requests; /* in flight */
+    struct queue sockets;  /* polled for curl */
     int closing;
 };
 
@@ -40,7 +43,9 @@ int forward_init(struct forward *f, uv_loop_t *loop, const char *token);
 int forward_post(struct forward *f, const char *http_addr, const char *path, const void *data,
                  size_t len, unsigned timeout_ms, forward_cb cb, void *cb_data);
 
-/* Abort transfers (their callbacks fire with ok = 0) and release. */
+/* Abort the transfers in flight (their callbacks fire with ok = 0, before
+ * this returns), refuse new ones, and close curl's connections and the
+ * handles (their close completes on the loop). */
 void forward_close(struct forward *f);
 
 #endif

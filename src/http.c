@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "auth.h"
 #include "config.h"
@@ -15,6 +16,15 @@
 #define H2O_ENTITY_LIMIT (8 * 1024 * 1024)
 #define HTTP_SEGMENT_MAX 512
 #define HTTP_AUTH_HEADER_MAX 512
+/* How long connections may take to finish their responses at shutdown. */
+#define HTTP_END_GRACE_MS 1000
+
+/* An accepted connection; h2o owns it, we only track it. */
+struct http_conn {
+    uv_tcp_t tcp;
+    struct http_server *server;
+    struct queue link; /* server->conns */
+};
 
 struct app_handler {
     h2o_handler_t super;
@@ -415,23 +425,39 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     return 0;
 }
 
+static void finish_shutdown(uv_timer_t *t);
+
+static void conn_closed(uv_handle_t *h)
+{
+    struct http_conn *c = (struct http_conn *)h;
+    struct http_server *s = c->server;
+    queue_remove(&c->link);
+    free(c);
+    if (s->ending && queue_empty(&s->conns)) {
+        uv_timer_start(&s->finish, finish_shutdown, 0, 0);
+    }
+}
+
 static void on_accept(uv_stream_t *listener, int status)
 {
     struct http_server *s = listener->data;
-    uv_tcp_t *conn;
+    struct http_conn *c;
     h2o_socket_t *sock;
 
     if (status != 0) {
         return;
     }
-    conn = h2o_mem_alloc(sizeof *conn);
-    uv_tcp_init(listener->loop, conn);
-    if (uv_accept(listener, (uv_stream_t *)conn) != 0) {
-        uv_close((uv_handle_t *)conn, (uv_close_cb)free);
+    c = h2o_mem_alloc(sizeof *c);
+    c->server = s;
+    queue_init(&c->link);
+    uv_tcp_init(listener->loop, &c->tcp);
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+        uv_close((uv_handle_t *)&c->tcp, conn_closed);
         return;
     }
-    uv_tcp_nodelay(conn, 1);
-    sock = h2o_uv_socket_create((uv_stream_t *)conn, (uv_close_cb)free);
+    uv_tcp_nodelay(&c->tcp, 1);
+    queue_insert_tail(&s->conns, &c->link);
+    sock = h2o_uv_socket_create((uv_stream_t *)&c->tcp, conn_closed);
     h2o_accept(&s->accept_ctx, sock);
 }
 
@@ -452,6 +478,7 @@ int http_start(struct http_server *s, uv_loop_t *loop, const char *addr,
     s->auth = deps->auth;
     s->reads = deps->reads;
     s->applied_seq = deps->applied_seq;
+    queue_init(&s->conns);
     if (config_split_addr(addr, host, &port) != 0 || uv_ip4_addr(host, port, &sin) != 0) {
         snprintf(err, err_size, "--http: '%s' is not an IPv4 HOST:PORT", addr);
         return -1;
@@ -466,6 +493,8 @@ int http_start(struct http_server *s, uv_loop_t *loop, const char *addr,
     handler->server = s;
     h2o_context_init(&s->ctx, loop, &s->config);
     s->started = 1;
+    uv_timer_init(loop, &s->finish);
+    s->finish.data = s;
     s->accept_ctx.ctx = &s->ctx;
     s->accept_ctx.hosts = s->config.hosts;
 
@@ -499,11 +528,75 @@ void http_request_shutdown(struct http_server *s)
     }
 }
 
-void http_dispose(struct http_server *s)
+static void finish_closed(uv_handle_t *h)
 {
+    struct http_server *s = h->data;
+    if (s->shutdown_cb != NULL) {
+        s->shutdown_cb(s);
+    }
+}
+
+/* Whether h2o still has a deferred callback due (h2o_context_dispose
+ * requires every timeout list to be empty). */
+static int h2o_busy(h2o_context_t *ctx)
+{
+    h2o_timeout_t *lists[] = {&ctx->zero_timeout,      &ctx->one_sec_timeout,
+                                    &ctx->hundred_ms_timeout, &ctx->handshake_timeout,
+                                    &ctx->http1.req_timeout,  &ctx->http2.idle_timeout,
+                                    &ctx->http2.graceful_shutdown_timeout,
+                                    &ctx->proxy.io_timeout};
+    size_t i;
+    for (i = 0; i < sizeof lists / sizeof lists[0]; i++) {
+        if (!h2o_linklist_is_empty(&lists[i]->_entries)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Shut down @how (SHUT_RD, SHUT_RDWR) on every connection's socket. */
+static void shutdown_all(struct http_server *s, int how)
+{
+    struct queue *q;
+    for (q = s->conns.next; q != &s->conns; q = q->next) {
+        struct http_conn *c = QUEUE_DATA(q, struct http_conn, link);
+        uv_os_fd_t fd;
+        if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) {
+            shutdown(fd, how);
+        }
+    }
+}
+
+/* Past the grace period, or once no connection is left. A connection
+ * still open then has a response its client does not read (a stalled
+ * stream): shutting down the writing side too makes h2o's pending write
+ * fail, and h2o closes it. With none left, h2o's context can go once its
+ * deferred callbacks have run (a timer callback, outside h2o's own call
+ * stack). */
+static void finish_shutdown(uv_timer_t *t)
+{
+    struct http_server *s = t->data;
+    if (!queue_empty(&s->conns)) {
+        shutdown_all(s, SHUT_RDWR);
+        return; /* the last connection's close comes back here */
+    }
+    if (s->started && h2o_busy(&s->ctx)) {
+        uv_timer_start(&s->finish, finish_shutdown, 1, 0);
+        return;
+    }
     if (s->started) {
         s->started = 0;
         h2o_context_dispose(&s->ctx);
         h2o_config_dispose(&s->config);
     }
+    uv_close((uv_handle_t *)&s->finish, finish_closed);
+}
+
+void http_shutdown(struct http_server *s, void (*cb)(struct http_server *s))
+{
+    s->ending = 1;
+    s->shutdown_cb = cb;
+    shutdown_all(s, SHUT_RD);
+    uv_timer_start(&s->finish, finish_shutdown, queue_empty(&s->conns) ? 0 : HTTP_END_GRACE_MS,
+                   0);
 }

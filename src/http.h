@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "errors.h"
+#include "queue.h"
 
 #define HTTP_MAX_BODY (1024 * 1024) /* SPEC §2: larger bodies get 413 */
 #define HTTP_MAX_PARAMS 2
@@ -53,6 +54,10 @@ struct http_server {
     struct auth *auth;              /* borrowed */
     struct consistency *reads;      /* borrowed */
     const uint64_t *applied_seq;    /* borrowed: X-Varasto-Seq */
+    struct queue conns;             /* open client connections */
+    int ending;                     /* http_shutdown was called */
+    uv_timer_t finish;              /* disposes h2o once no connection is left */
+    void (*shutdown_cb)(struct http_server *s);
 };
 
 /* What http_start needs besides the address; all borrowed. */
@@ -75,8 +80,13 @@ void http_stop_listening(struct http_server *s);
 /* Ask open connections to close once their current response is done. */
 void http_request_shutdown(struct http_server *s);
 
-/* Release h2o's state once the loop has stopped. */
-void http_dispose(struct http_server *s);
+/* End every open connection as if its client had gone (the reading side of
+ * its socket is shut down, so h2o reads EOF and closes it through its own
+ * paths: requests disposed, streams stopped; the writing side too for those
+ * still open after a grace period); once none is left, release
+ * h2o's state (its timers and queue, which keep the loop alive) and call
+ * @cb. After http_stop_listening. */
+void http_shutdown(struct http_server *s, void (*cb)(struct http_server *s));
 
 /* Bind @ref to @req (see struct req_ref). */
 void req_ref_attach(struct req_ref *ref, h2o_req_t *req);

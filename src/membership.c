@@ -279,14 +279,13 @@ int membership_parse(const char *name, const cJSON *json, struct membership_cmd 
         strcmp(name, "cluster.AddNode") == 0      ? &varasto__cluster_add_node__descriptor
         : strcmp(name, "cluster.RemoveNode") == 0 ? &varasto__cluster_remove_node__descriptor
                                                    : &varasto__cluster_transfer_leadership__descriptor;
-    struct codec_error cerr;
     ProtobufCMessage *msg = NULL;
     char host[CONFIG_ADDR_MAX];
     int port, rv = 0;
 
     memset(cmd, 0, sizeof *cmd);
-    if (codec_decode(desc, json, &msg, &cerr) != 0) {
-        return err_set(e, ERR_BAD_REQUEST, "%s", cerr.message);
+    if ((rv = codec_decode(desc, json, &msg, e)) != 0) {
+        return rv;
     }
     if (desc == &varasto__cluster_add_node__descriptor) {
         const Varasto__ClusterAddNode *c = (const void *)msg;

@@ -53,9 +53,11 @@ struct node {
     uv_timer_t commit;     /* commits the read model's open transaction when due */
     uv_idle_t wake_idle;   /* wakes stream subscribers in slices */
     uint64_t seen_applied; /* raft's applied index at the last iteration */
+    uv_timer_t stop_guard; /* reports a stop that does not end */
     int raft_closed;
     int checkpoint_stopped;
     int stopping;
+    int exit_code;
 };
 
 /* ---- applying ---- */
@@ -146,13 +148,54 @@ static void on_iteration(uv_check_t *h)
     }
 }
 
-/* ---- stopping ---- */
+/* ---- stopping ----
+ * In order: stop taking work (listener, timers, streams), answer what
+ * waits (reads, commands, forwards), close raft (it drains its appends),
+ * then close the node's own handles and end the remaining connections. The
+ * loop then runs out of work by itself; a guard timer reports (and stops)
+ * a stop that leaves a handle open. */
+
+#define STOP_GUARD_MS 10000
+
+static void walk_open(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h) && (arg == NULL || uv_is_active(h))) {
+        log_error("handle left %s: %s", arg == NULL ? "open at exit" : "active",
+                  uv_handle_type_name(uv_handle_get_type(h)));
+    }
+}
+
+static void on_stop_guard(uv_timer_t *t)
+{
+    struct node *node = t->data;
+    log_error("still not stopped %d ms after raft closed; stopping the loop", STOP_GUARD_MS);
+    node->exit_code = 1;
+    uv_walk(&node->loop, walk_open, node);
+    uv_stop(&node->loop);
+}
+
+static void close_handles(struct node *node)
+{
+    uv_close((uv_handle_t *)&node->sigint, NULL);
+    uv_close((uv_handle_t *)&node->sigterm, NULL);
+    uv_close((uv_handle_t *)&node->iteration, NULL);
+    uv_close((uv_handle_t *)&node->commit, NULL);
+    uv_close((uv_handle_t *)&node->wake_idle, NULL);
+    submit_close(&node->submit);
+    http_shutdown(&node->http, NULL);
+    /* only reports a stop that never ends: it keeps nothing alive */
+    uv_timer_init(&node->loop, &node->stop_guard);
+    node->stop_guard.data = node;
+    uv_timer_start(&node->stop_guard, on_stop_guard, STOP_GUARD_MS, 0);
+    uv_unref((uv_handle_t *)&node->stop_guard);
+}
 
 /* The last steps, once raft is closed and no checkpoint runs. */
 static void maybe_stopped(struct node *node)
 {
     if (node->raft_closed && node->checkpoint_stopped) {
-        uv_stop(&node->loop);
+        close_handles(node);
     }
 }
 
@@ -186,12 +229,33 @@ static void on_signal(uv_signal_t *h, int signum)
     uv_signal_stop(&node->sigterm);
     uv_idle_stop(&node->wake_idle);
     http_stop_listening(&node->http);
+    http_request_shutdown(&node->http);
+    push_end_all(&node->push);
     consistency_close(&node->reads);
     membership_close(&node->membership);
     submit_abort_all(&node->submit);
     forward_close(&node->forward);
     checkpoint_stop(&node->checkpoint, checkpoint_stopped);
     cluster_close(&node->cluster, cluster_closed);
+}
+
+/* Close what is left after the loop has stopped (h2o's own timers), run
+ * the closes, and check that nothing is left open. */
+static int close_loop(struct node *node)
+{
+    int rv;
+    if (!uv_is_closing((uv_handle_t *)&node->stop_guard)) {
+        uv_close((uv_handle_t *)&node->stop_guard, NULL);
+    }
+    /* after the guard fired, something never closes: do not wait for it */
+    uv_run(&node->loop, node->exit_code == 0 ? UV_RUN_DEFAULT : UV_RUN_NOWAIT);
+    rv = uv_loop_close(&node->loop);
+    if (rv != 0) {
+        uv_walk(&node->loop, walk_open, NULL);
+        log_error("the loop did not close: %s", uv_strerror(rv));
+        return -1;
+    }
+    return 0;
 }
 
 /* ---- starting ---- */
@@ -295,9 +359,12 @@ int node_run(const struct config *config)
     uv_run(&node.loop, UV_RUN_DEFAULT);
 
     cluster_release(&node.cluster);
+    if (close_loop(&node) != 0) {
+        node.exit_code = 1;
+    }
     push_close(&node.push);
     fsm_close(&node.fsm);
     store_close(&node.store);
     log_info("stopped");
-    return 0;
+    return node.exit_code;
 }

@@ -200,3 +200,13 @@ unsigned push_pull(struct push_sub *sub, struct buf *out)
     }
     return n;
 }
+
+void push_end_all(struct push *p)
+{
+    struct push_sub *s = p->subs;
+    while (s != NULL) {
+        struct push_sub *next = s->next; /* end may unsubscribe s */
+        s->end(s);
+        s = next;
+    }
+}

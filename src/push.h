@@ -39,6 +39,7 @@ struct push_sub {
     push_frame_fn frame;
     int waiting;                  /* asked to be woken when events arrive */
     void (*wake)(struct push_sub *sub);
+    void (*end)(struct push_sub *sub); /* the node is stopping: end the stream */
     void *data;
     struct push_sub *prev, *next;
 };
@@ -70,7 +71,11 @@ void push_reset(struct push *p, uint64_t last_seq);
  * returns how many are left to wake. */
 unsigned push_wake_some(struct push *p, unsigned budget);
 
-/* Register @sub (caller-allocated, fields cursor/filter/frame/wake set). */
+/* The node is stopping: call every subscriber's end (which unsubscribes it,
+ * at once or once its transport has finished). */
+void push_end_all(struct push *p);
+
+/* Register @sub (caller-allocated, fields cursor/filter/frame/wake/end set). */
 void push_subscribe(struct push *p, struct push_sub *sub);
 void push_unsubscribe(struct push_sub *sub);
 

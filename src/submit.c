@@ -165,7 +165,7 @@ static void op_timeout(uv_timer_t *t)
 static struct submit_op *op_new(struct submit *s, enum submit_kind kind, submit_cb cb,
                                 void *data)
 {
-    struct submit_op *op = calloc(1, sizeof *op);
+    struct submit_op *op = s->stopping ? NULL : calloc(1, sizeof *op);
     if (op == NULL) {
         return NULL;
     }
@@ -181,14 +181,16 @@ static struct submit_op *op_new(struct submit *s, enum submit_kind kind, submit_
     return op;
 }
 
-static void answer_no_memory(submit_cb cb, void *data)
+/* No op could be made: the node is stopping, or out of memory. */
+static void answer_refused(struct submit *s, submit_cb cb, void *data)
 {
     static const char oom[] = "{\"Error\":\"out of memory\",\"Code\":\"unavailable\"}";
+    static const char stopping[] = "{\"Error\":\"" STOPPING_NOT_SENT "\",\"Code\":\"unavailable\"}";
     struct submit_result r;
     memset(&r, 0, sizeof r);
     r.status = 503;
-    r.body = oom;
-    r.len = sizeof oom - 1;
+    r.body = s->stopping ? stopping : oom;
+    r.len = s->stopping ? sizeof stopping - 1 : sizeof oom - 1;
     r.retry = 1;
     cb(data, &r);
 }
@@ -276,7 +278,7 @@ void submit_entry(struct submit *s, struct raft_buffer buf, submit_cb cb, void *
     struct submit_op *op = op_new(s, SUBMIT_ENTRY, cb, data);
     if (op == NULL) {
         raft_free(buf.base);
-        answer_no_memory(cb, data);
+        answer_refused(s, cb, data);
         return;
     }
     op->entry = buf;
@@ -296,7 +298,7 @@ void submit_relay(struct submit *s, const char *command, const char *body, size_
             op->delivered = 1;
             submit_op_release(op);
         }
-        answer_no_memory(cb, data);
+        answer_refused(s, cb, data);
         return;
     }
     util_copy(op->command, sizeof op->command, command);
@@ -380,6 +382,7 @@ void submit_restored(struct submit *s, uint64_t index)
 
 void submit_abort_all(struct submit *s)
 {
+    s->stopping = 1;
     leader_batch_abort(&s->leader, STOPPING_NOT_SENT, STOPPING_UNKNOWN);
     while (!queue_empty(&s->parked)) {
         fail_parked(QUEUE_DATA(s->parked.next, struct submit_op, link), STOPPING_NOT_SENT);

@@ -58,6 +58,7 @@ struct submit {
     struct queue parked;         /* ops waiting for a leader (or its address) */
     uv_timer_t retry;            /* retries parked ops while there are any */
     struct queue relaying;       /* relayed ops run or forwarded, not answered */
+    int stopping;                /* submit_abort_all was called: refuse new ops */
     struct leader_batcher leader;  /* entries appended here */
     struct forward_batcher follower; /* entries forwarded to the leader */
 };
@@ -109,7 +110,8 @@ void submit_restored(struct submit *s, uint64_t index);
  * and every SUBMIT_RETRY_MS while anything waits). */
 void submit_retry_parked(struct submit *s);
 
-/* Fail every waiting submission (the node is stopping). */
+/* Fail every waiting submission, and refuse new ones from now on (the node
+ * is stopping). */
 void submit_abort_all(struct submit *s);
 
 #endif

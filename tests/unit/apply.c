@@ -46,7 +46,7 @@ int harness_entry(const char *command, const char *json, const char *id, const c
     const struct domain_command *cmd = domain_find(command);
     Varasto__Entry e = VARASTO__ENTRY__INIT;
     ProtobufCMessage *msg = NULL;
-    struct codec_error err;
+    struct err err;
     uint8_t hash[32], token_hash[32];
     uint8_t *payload;
     size_t len;

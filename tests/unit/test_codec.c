@@ -7,7 +7,7 @@
 #include "util.h"
 
 static int decode(const ProtobufCMessageDescriptor *d, const char *text, ProtobufCMessage **m,
-                  struct codec_error *err)
+                  struct err *err)
 {
     cJSON *json = cJSON_Parse(text);
     int rv;
@@ -24,8 +24,9 @@ static void expect_error(const ProtobufCMessageDescriptor *d, const char *text,
                          const char *fragment)
 {
     ProtobufCMessage *m = NULL;
-    struct codec_error err;
-    CHECK_INT(decode(d, text, &m, &err), -1);
+    struct err err;
+    CHECK_INT(decode(d, text, &m, &err), ERR_BAD_REQUEST);
+    CHECK_INT(err.code, ERR_BAD_REQUEST);
     CHECK(m == NULL);
     CHECK_CONTAINS(err.message, fragment);
 }
@@ -33,7 +34,7 @@ static void expect_error(const ProtobufCMessageDescriptor *d, const char *text,
 static void test_decode_valid(void)
 {
     ProtobufCMessage *m;
-    struct codec_error err;
+    struct err err;
     Varasto__DirectoryChangeSensitivity *c;
     CHECK_INT(decode(&varasto__directory_change_sensitivity__descriptor,
                      "{\"Id\":\"abc\",\"Sensitivity\":2}", &m, &err),
@@ -89,7 +90,7 @@ static void test_rejects_long_strings(void)
     snprintf(body, sizeof body, "{\"Id\":\"a\",\"Name\":\"%s\"}", name);
     {
         ProtobufCMessage *m;
-        struct codec_error err;
+        struct err err;
         CHECK_INT(decode(&varasto__directory_rename__descriptor, body, &m, &err), 0);
         protobuf_c_message_free_unpacked(m, NULL);
     }
@@ -116,7 +117,7 @@ static void test_round_trip(void)
         "\"FilesCreated\":[{\"Path\":\"a\",\"Sha256\":\"s\",\"Created\":\"t\",\"Modified\":\"u\","
         "\"Size\":12,\"BlobRefs\":[\"r1\",\"r2\"]}],\"FilesUpdated\":[],\"FilesDeleted\":[\"z\"]}";
     ProtobufCMessage *m;
-    struct codec_error err;
+    struct err err;
     cJSON *out;
     char *printed;
     CHECK_INT(decode(&varasto__collection_commit_changeset__descriptor, text, &m, &err), 0);
@@ -150,7 +151,7 @@ static void test_direct_writer_matches_encode(void)
         "\"Modified\":\"u\",\"Size\":-12,\"BlobRefs\":[\"r1\",\"r2\"]}],\"FilesUpdated\":[],"
         "\"FilesDeleted\":[\"z\"]}";
     ProtobufCMessage *m;
-    struct codec_error err;
+    struct err err;
     struct buf out;
     cJSON *a, *b;
     char *pa, *pb;
