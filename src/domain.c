@@ -6,6 +6,7 @@
 
 #include "codec.h"
 #include "commands.pb-c.h"
+#include "type_filter.h"
 #include "util.h"
 
 #define ROOT_ID "root"

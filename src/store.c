@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "codec.h"
+#include "type_filter.h"
 #include "util.h"
 
 static const char schema[] =
@@ -857,41 +858,4 @@ int store_apikey_valid(struct store *st, const uint8_t token_hash[32])
     ok = store_run(st, ST_KEY_BY_HASH, "b", token_hash, 32) == SQLITE_ROW;
     sqlite3_reset(st->stmts[ST_KEY_BY_HASH]);
     return ok;
-}
-
-int type_filter_parse(struct type_filter *f, const char *list)
-{
-    const char *p = list;
-    f->n = 0;
-    while (*p != '\0') {
-        const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        if (len > 0) {
-            if (f->n == TYPE_FILTER_MAX || len >= sizeof f->prefixes[0]) {
-                return -1;
-            }
-            memcpy(f->prefixes[f->n], p, len);
-            f->prefixes[f->n][len] = '\0';
-            f->n++;
-        }
-        p += len;
-        if (*p == ',') {
-            p++;
-        }
-    }
-    return 0;
-}
-
-int type_filter_match(const struct type_filter *f, const char *type)
-{
-    unsigned i;
-    if (f->n == 0) {
-        return 1;
-    }
-    for (i = 0; i < f->n; i++) {
-        if (strncmp(type, f->prefixes[i], strlen(f->prefixes[i])) == 0) {
-            return 1;
-        }
-    }
-    return 0;
 }

@@ -183,7 +183,7 @@ int store_read(struct store *st, int (*view)(struct store *, const char *, struc
 
 /* Append events with seq > @after (at most @limit, matching @types when
  * non-NULL) to @out as a JSON array body "[...]". Returns the number. */
-struct type_filter;
+struct type_filter; /* type_filter.h */
 int store_events_page(struct store *st, uint64_t after, unsigned limit,
                       const struct type_filter *types, struct buf *out);
 
@@ -207,18 +207,5 @@ int store_prune_events(struct store *st, uint64_t upto);
 
 /* Whether @token_hash (32 bytes) is an API key's hash. */
 int store_apikey_valid(struct store *st, const uint8_t token_hash[32]);
-
-/* ---- type prefix filters (?types=P,Q) ---- */
-
-#define TYPE_FILTER_MAX 16
-struct type_filter {
-    unsigned n;
-    char prefixes[TYPE_FILTER_MAX][64];
-};
-
-/* Parse a comma-separated list; returns 0 or -1 (too many or too long). */
-int type_filter_parse(struct type_filter *f, const char *list);
-/* True when @f is empty or @type starts with one of its prefixes. */
-int type_filter_match(const struct type_filter *f, const char *type);
 
 #endif

@@ -1,22 +1,10 @@
-/* Store queries behind the REST reads: events pages, type filters, views. */
+/* Store queries behind the REST reads: events pages and views. */
 #include <stdlib.h>
 
 #include "apply.h"
+#include "type_filter.h"
 #include "testlib.h"
 #include "util.h"
-
-static void test_type_filter(void)
-{
-    struct type_filter f;
-    CHECK_INT(type_filter_parse(&f, "directory.,collection.Tagged"), 0);
-    CHECK_INT(f.n, 2);
-    CHECK(type_filter_match(&f, "directory.Created"));
-    CHECK(type_filter_match(&f, "collection.Tagged"));
-    CHECK(!type_filter_match(&f, "collection.Untagged"));
-    CHECK_INT(type_filter_parse(&f, ""), 0);
-    CHECK(type_filter_match(&f, "anything"));
-    CHECK_INT(type_filter_parse(&f, "a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q"), -1);
-}
 
 static void test_events_page(void)
 {
@@ -110,7 +98,6 @@ static void test_directory_view(void)
 
 int main(void)
 {
-    RUN(test_type_filter);
     RUN(test_events_page);
     RUN(test_directory_view);
     return test_report("store");
