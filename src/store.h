@@ -114,27 +114,6 @@ int store_replace(struct store *st, const unsigned char *data, size_t size);
 void store_read_begin(struct store *st);
 void store_read_end(struct store *st);
 
-/* ---- documents for the REST API, appended to a buffer ---- */
-
-struct buf;
-
-/* The GET /api_v2/directories/{id} document; returns 1, or 0 if no such
- * directory (then @out holds a partial document to discard). */
-int store_directory_view(struct store *st, const char *id, struct buf *out);
-/* The GET /api_v2/collections/{id} document; same returns. */
-int store_collection_view(struct store *st, const char *id, struct buf *out);
-/* Run a view function in the shared read transaction (store_read_begin),
- * so its queries see one WAL snapshot. */
-int store_read(struct store *st, int (*view)(struct store *, const char *, struct buf *),
-               const char *id, struct buf *out);
-/* Append events with seq > @after (at most @limit, matching @types when
- * non-NULL) to @out as a JSON array body "[...]". Returns the number. */
-struct type_filter;
-int store_events_page(struct store *st, uint64_t after, unsigned limit,
-                      const struct type_filter *types, struct buf *out);
-/* The GET /api_v2/subscriptions document. */
-void store_subscriptions_json(struct store *st, uint64_t last_seq, struct buf *out);
-
 /* ---- directories ---- */
 
 struct store_dir {
