@@ -249,14 +249,20 @@ static int put_file(struct domain_ctx *ctx, const char *coll, const Varasto__Fil
 {
     struct store_file row;
     cJSON *refs = cJSON_CreateArray();
-    char *text;
+    char *text = NULL;
     size_t i;
     int rv;
 
-    for (i = 0; i < f->n_blobrefs; i++) {
-        cJSON_AddItemToArray(refs, cJSON_CreateString(f->blobrefs[i]));
+    for (i = 0; refs != NULL && i < f->n_blobrefs; i++) {
+        cJSON *ref = cJSON_CreateString(f->blobrefs[i]);
+        if (ref == NULL || !cJSON_AddItemToArray(refs, ref)) {
+            cJSON_Delete(ref);
+            break;
+        }
     }
-    text = cJSON_PrintUnformatted(refs);
+    if (refs != NULL && i == f->n_blobrefs) {
+        text = cJSON_PrintUnformatted(refs);
+    }
     cJSON_Delete(refs);
     if (text == NULL) {
         return err_set(&ctx->err, ERR_INTERNAL, "out of memory");

@@ -62,12 +62,16 @@ int subscription_create_apply(struct domain_ctx *ctx, const ProtobufCMessage *m)
     }
     /* Stored as the comma-separated list that type_filter_parse reads. */
     buf_init(&types);
-    buf_append_str(&types, "");
-    for (i = 0; i < c->n_types; i++) {
+    rv = buf_append_str(&types, "");
+    for (i = 0; rv == 0 && i < c->n_types; i++) {
         if (i > 0) {
-            buf_append_str(&types, ",");
+            rv = buf_append_str(&types, ",");
         }
-        buf_append_str(&types, c->types[i]);
+        rv = rv != 0 ? rv : buf_append_str(&types, c->types[i]);
+    }
+    if (rv != 0) {
+        buf_free(&types);
+        return err_set(&ctx->err, ERR_INTERNAL, "out of memory");
     }
     rv = store_sub_insert(ctx->store, c->name, types.data, ctx->time_ms);
     buf_free(&types);

@@ -47,6 +47,8 @@ static void result_error(struct fsm_result *r, enum err_code code, const char *m
     }
 }
 
+static void fsm_fatal(struct fsm *f, const char *what, uint64_t index);
+
 /* The entry's request hash, or NULL when it carries none. */
 static const uint8_t *request_hash(const Varasto__Entry *e)
 {
@@ -57,13 +59,16 @@ static const uint8_t *request_hash(const Varasto__Entry *e)
 }
 
 /* Replay or reject by the idempotency record; returns 1 if handled. */
-static int idempotency_lookup(struct fsm *f, const Varasto__Entry *e)
+static int idempotency_lookup(struct fsm *f, const Varasto__Entry *e, uint64_t index)
 {
     struct idempotency_record rec;
     int rv =
         idempotency_check(f->store, e->idempotencykey, request_hash(e), e->requesthash.len, &rec);
 
-    if (rv <= IDEMPOTENCY_NONE) {
+    if (rv < 0) {
+        fsm_fatal(f, "idempotency read", index);
+    }
+    if (rv == IDEMPOTENCY_NONE) {
         return 0;
     }
     if (rv == IDEMPOTENCY_MATCH) {
@@ -78,20 +83,22 @@ static int idempotency_lookup(struct fsm *f, const Varasto__Entry *e)
     return 1;
 }
 
-static void idempotency_store(struct fsm *f, const Varasto__Entry *e, uint64_t index)
+/* Record the entry's outcome under its key; 0, or -1 when the read model
+ * could not be written (st->errmsg says why). */
+static int idempotency_store(struct fsm *f, const Varasto__Entry *e, uint64_t index)
 {
     if (idempotency_record(f->store, e->idempotencykey, request_hash(e), e->requesthash.len,
                            e->timems, f->result.status, f->result.body.data) != 0) {
-        log_error("idempotency record: %s", f->store->errmsg);
+        return -1;
     }
     /* Pruning is decided by the log alone (entry index and time), so every
      * node keeps the same keys. */
-    if (index % IDEMPOTENCY_PRUNE_EVERY == 0) {
-        idempotency_prune(f->store, e->timems, f->idempotency_keep_ms, f->idempotency_keep);
+    if (index % IDEMPOTENCY_PRUNE_EVERY == 0 &&
+        idempotency_prune(f->store, e->timems, f->idempotency_keep_ms, f->idempotency_keep) < 0) {
+        return -1;
     }
+    return 0;
 }
-
-static void fsm_fatal(struct fsm *f, const char *what, uint64_t index);
 
 static void apply_command(struct fsm *f, const Varasto__Entry *e, uint64_t index,
                           struct domain_ctx *ctx)
@@ -263,10 +270,10 @@ int fsm_apply_entry(struct fsm *f, const struct raft_buffer *buf, uint64_t index
     if (e == NULL) {
         log_warn("apply index %llu: malformed entry skipped", (unsigned long long)index);
         result_error(&f->result, ERR_BAD_REQUEST, "malformed log entry");
-    } else if (e->idempotencykey == NULL || !idempotency_lookup(f, e)) {
+    } else if (e->idempotencykey == NULL || !idempotency_lookup(f, e, index)) {
         apply_command(f, e, index, &ctx);
-        if (e->idempotencykey != NULL) {
-            idempotency_store(f, e, index);
+        if (e->idempotencykey != NULL && idempotency_store(f, e, index) != 0) {
+            fsm_fatal(f, "idempotency record", index);
         }
     }
     if (ctx.seq < f->last_seq) {
