@@ -2,8 +2,9 @@
  * the domain (writes, inside apply) and the REST API (reads). No other
  * module sees SQL, statements or columns.
  *
- * One connection, used only from the loop thread. Statements are prepared
- * once at open (store.c); the row accessors are in store_rows.c. Every write
+ * One connection, used only from the loop thread. Statements (store_sql.c)
+ * are prepared once at open (store.c); the row accessors are in store_rows.c
+ * (the catalog) and store_log.c (events and the rest). Every write
  * happens inside store_begin/store_commit, which the FSM brackets around one
  * log entry.
  *
