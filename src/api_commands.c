@@ -8,6 +8,7 @@
 #include "config.h"
 #include "domain.h"
 #include "entry.h"
+#include "idempotency.h"
 #include "log.h"
 #include "membership.h"
 #include "store.h"
@@ -82,25 +83,21 @@ static int valid_idempotency_key(const char *k)
 static int idempotency_answer(struct api *api, h2o_req_t *req, const char *key,
                               const uint8_t hash[32])
 {
-    struct store *st = api->store;
-    sqlite3_stmt *s;
+    struct idempotency_record rec;
 
-    if (store_run(st, ST_IDEM_GET, "s", key) != SQLITE_ROW) {
-        sqlite3_reset(st->stmts[ST_IDEM_GET]);
-        return 0;
-    }
-    s = st->stmts[ST_IDEM_GET];
-    if (sqlite3_column_bytes(s, 0) == 32 && memcmp(sqlite3_column_blob(s, 0), hash, 32) == 0) {
-        http_prepare(req, sqlite3_column_int(s, 1));
+    switch (idempotency_check(api->store, key, hash, 32, &rec)) {
+    case IDEMPOTENCY_MATCH:
+        http_prepare(req, rec.status);
         http_add_header(req, "idempotent-replayed", "true");
-        http_send_body(req, (const char *)sqlite3_column_text(s, 2),
-                       (size_t)sqlite3_column_bytes(s, 2));
-    } else {
+        http_send_body(req, rec.body, rec.body_len);
+        return 1;
+    case IDEMPOTENCY_MISMATCH:
         http_reply_error(req, ERR_IDEMPOTENCY_MISMATCH,
                          "Idempotency-Key was already used with a different command");
+        return 1;
+    default:
+        return 0; /* none, or unreadable: apply decides */
     }
-    sqlite3_reset(s);
-    return 1;
 }
 
 /* Validate, encode and submit @cmd with the decoded body @json. */

@@ -1,41 +1,58 @@
-/* REST reads, served from this node's read model. */
+/* REST reads, served from this node's read model: the event log page,
+ * durable subscriptions and health. Directories and collections have their
+ * own files. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
+#include "api_views.h"
 #include "cluster.h"
 #include "fsm.h"
 #include "retention.h"
 #include "store.h"
+#include "type_filter.h"
 #include "util.h"
 
 #define EVENTS_DEFAULT_LIMIT 100
 #define EVENTS_MAX_LIMIT 10000
 
-/* Answer with the document a store view function writes, or 404. */
-static void reply_view(struct api *api, h2o_req_t *req, const char *id, const char *what,
-                       int (*view)(struct store *, const char *, struct buf *))
+/* A page of the event log being written into a JSON array. */
+struct events_page {
+    struct buf *out;
+    const struct type_filter *types;
+    unsigned limit;
+    int n;
+};
+
+static int events_page_row(void *data, uint64_t seq, const char *type, const char *json, size_t len)
 {
-    struct buf out;
-    int found;
-    buf_init(&out);
-    found = store_read(api->store, view, id, &out);
-    if (!found) {
-        http_reply_error(req, ERR_NOT_FOUND, "%s '%s' not found", what, id);
-    } else {
-        http_reply_json(req, 200, out.data, out.len);
+    struct events_page *p = data;
+    (void)seq;
+    if (p->types != NULL && !type_filter_match(p->types, type)) {
+        return 0;
     }
-    buf_free(&out);
+    if (p->n > 0) {
+        buf_append(p->out, ",", 1);
+    }
+    buf_append(p->out, json, len);
+    return (unsigned)++p->n >= p->limit;
 }
 
-void api_directory_get(struct api *api, h2o_req_t *req, char **params)
+int api_events_view(struct store *st, uint64_t after, unsigned limit,
+                    const struct type_filter *types, struct buf *out)
 {
-    reply_view(api, req, params[0], "directory", store_directory_view);
-}
+    struct events_page p = {out, types, limit, 0};
+    int rv = 0;
 
-void api_collection_get(struct api *api, h2o_req_t *req, char **params)
-{
-    reply_view(api, req, params[0], "collection", store_collection_view);
+    buf_append(out, "[", 1);
+    /* With a filter, rows that do not match are skipped, so read unbounded
+     * and stop once @limit have matched. */
+    if (limit > 0) {
+        rv = store_events_scan(st, after, types != NULL && types->n > 0 ? 0 : limit,
+                               events_page_row, &p);
+    }
+    buf_append(out, "]", 1);
+    return rv < 0 ? rv : p.n;
 }
 
 void api_events_page(struct api *api, h2o_req_t *req, char **params)
@@ -63,8 +80,11 @@ void api_events_page(struct api *api, h2o_req_t *req, char **params)
         return;
     }
     buf_init(&out);
-    store_events_page(api->store, after, (unsigned)limit, &filter, &out);
-    http_reply_json(req, 200, out.data, out.len);
+    if (api_events_view(api->store, after, (unsigned)limit, &filter, &out) < 0) {
+        http_reply_error(req, ERR_INTERNAL, "store: %s", api->store->errmsg);
+    } else {
+        http_reply_json(req, 200, out.data, out.len);
+    }
     buf_free(&out);
 }
 
@@ -90,13 +110,57 @@ void api_health(struct api *api, h2o_req_t *req, char **params)
     buf_free(&out);
 }
 
+/* Durable subscriptions being written into a JSON array. */
+struct subscriptions_doc {
+    struct buf *out;
+    uint64_t last_seq;
+    int first;
+};
+
+static int subscription_json(void *data, const struct store_sub *row)
+{
+    struct subscriptions_doc *d = data;
+    struct type_filter f;
+    unsigned i;
+
+    type_filter_parse(&f, row->types);
+    api_put_text(d->out, d->first ? "{\"Name\":" : ",{\"Name\":", row->name);
+    buf_append_str(d->out, ",\"Types\":[");
+    for (i = 0; i < f.n; i++) {
+        if (i > 0) {
+            buf_append_str(d->out, ",");
+        }
+        codec_write_string(d->out, f.prefixes[i]);
+    }
+    buf_append_str(d->out, "]");
+    api_put_int(d->out, ",\"Cursor\":", (long long)row->cursor);
+    api_put_int(d->out, ",\"Lag\":",
+                (long long)(d->last_seq > row->cursor ? d->last_seq - row->cursor : 0));
+    buf_append_str(d->out, "}");
+    d->first = 0;
+    return 0;
+}
+
+int api_subscriptions_view(struct store *st, uint64_t last_seq, struct buf *out)
+{
+    struct subscriptions_doc d = {out, last_seq, 1};
+    int rv;
+    buf_append_str(out, "[");
+    rv = store_subs(st, subscription_json, &d);
+    buf_append_str(out, "]");
+    return rv;
+}
+
 void api_subscriptions(struct api *api, h2o_req_t *req, char **params)
 {
     struct buf out;
     (void)params;
     buf_init(&out);
-    store_subscriptions_json(api->store, api->fsm->last_seq, &out);
-    http_reply_json(req, 200, out.data, out.len);
+    if (api_subscriptions_view(api->store, api->fsm->last_seq, &out) < 0) {
+        http_reply_error(req, ERR_INTERNAL, "store: %s", api->store->errmsg);
+    } else {
+        http_reply_json(req, 200, out.data, out.len);
+    }
     buf_free(&out);
 }
 

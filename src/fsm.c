@@ -5,6 +5,7 @@
 
 #include "codec.h"
 #include "entry.h"
+#include "idempotency.h"
 #include "log.h"
 
 #define SNAPSHOT_MAGIC 0x5641525354534e50ull /* "VARSTSNP" */
@@ -46,50 +47,58 @@ static void result_error(struct fsm_result *r, enum err_code code, const char *m
     }
 }
 
-/* Replay or reject by the idempotency record; returns 1 if handled. */
-static int idempotency_lookup(struct fsm *f, const Varasto__Entry *e)
-{
-    sqlite3_stmt *s;
-    int handled = 0;
+static void fsm_fatal(struct fsm *f, const char *what, uint64_t index);
 
-    if (store_run(f->store, ST_IDEM_GET, "s", e->idempotencykey) != SQLITE_ROW) {
-        sqlite3_reset(f->store->stmts[ST_IDEM_GET]);
+/* The entry's request hash, or NULL when it carries none. */
+static const uint8_t *request_hash(const Varasto__Entry *e)
+{
+    if (!e->has_requesthash) {
+        return NULL;
+    }
+    return e->requesthash.data != NULL ? e->requesthash.data : (const uint8_t *)"";
+}
+
+/* Replay or reject by the idempotency record; returns 1 if handled. */
+static int idempotency_lookup(struct fsm *f, const Varasto__Entry *e, uint64_t index)
+{
+    struct idempotency_record rec;
+    int rv =
+        idempotency_check(f->store, e->idempotencykey, request_hash(e), e->requesthash.len, &rec);
+
+    if (rv < 0) {
+        fsm_fatal(f, "idempotency read", index);
+    }
+    if (rv == IDEMPOTENCY_NONE) {
         return 0;
     }
-    s = f->store->stmts[ST_IDEM_GET];
-    if (e->has_requesthash && (size_t)sqlite3_column_bytes(s, 0) == e->requesthash.len &&
-        memcmp(sqlite3_column_blob(s, 0), e->requesthash.data, e->requesthash.len) == 0) {
-        f->result.status = sqlite3_column_int(s, 1);
+    if (rv == IDEMPOTENCY_MATCH) {
+        f->result.status = rec.status;
         f->result.replayed = 1;
         f->result.body.len = 0;
-        buf_append(&f->result.body, sqlite3_column_text(s, 2), (size_t)sqlite3_column_bytes(s, 2));
+        buf_append(&f->result.body, rec.body, rec.body_len);
     } else {
         result_error(&f->result, ERR_IDEMPOTENCY_MISMATCH,
                      "Idempotency-Key was already used with a different command");
     }
-    handled = 1;
-    sqlite3_reset(s);
-    return handled;
+    return 1;
 }
 
-static void idempotency_store(struct fsm *f, const Varasto__Entry *e, uint64_t index)
+/* Record the entry's outcome under its key; 0, or -1 when the read model
+ * could not be written (st->errmsg says why). */
+static int idempotency_store(struct fsm *f, const Varasto__Entry *e, uint64_t index)
 {
-    int rv = store_run(f->store, ST_IDEM_PUT, "sbiis", e->idempotencykey,
-                       e->has_requesthash ? e->requesthash.data : (const uint8_t *)"",
-                       e->has_requesthash ? (int)e->requesthash.len : 0, (int64_t)e->timems,
-                       (int64_t)f->result.status, f->result.body.data ? f->result.body.data : "");
-    if (rv != SQLITE_DONE) {
-        log_error("idempotency record: %s", f->store->errmsg);
+    if (idempotency_record(f->store, e->idempotencykey, request_hash(e), e->requesthash.len,
+                           e->timems, f->result.status, f->result.body.data) != 0) {
+        return -1;
     }
     /* Pruning is decided by the log alone (entry index and time), so every
      * node keeps the same keys. */
-    if (index % IDEMPOTENCY_PRUNE_EVERY == 0) {
-        store_run(f->store, ST_IDEM_PRUNE, "ii", (int64_t)e->timems - f->idempotency_keep_ms,
-                  (int64_t)f->idempotency_keep);
+    if (index % IDEMPOTENCY_PRUNE_EVERY == 0 &&
+        idempotency_prune(f->store, e->timems, f->idempotency_keep_ms, f->idempotency_keep) < 0) {
+        return -1;
     }
+    return 0;
 }
-
-static void fsm_fatal(struct fsm *f, const char *what, uint64_t index);
 
 static void apply_command(struct fsm *f, const Varasto__Entry *e, uint64_t index,
                           struct domain_ctx *ctx)
@@ -261,10 +270,10 @@ int fsm_apply_entry(struct fsm *f, const struct raft_buffer *buf, uint64_t index
     if (e == NULL) {
         log_warn("apply index %llu: malformed entry skipped", (unsigned long long)index);
         result_error(&f->result, ERR_BAD_REQUEST, "malformed log entry");
-    } else if (e->idempotencykey == NULL || !idempotency_lookup(f, e)) {
+    } else if (e->idempotencykey == NULL || !idempotency_lookup(f, e, index)) {
         apply_command(f, e, index, &ctx);
-        if (e->idempotencykey != NULL) {
-            idempotency_store(f, e, index);
+        if (e->idempotencykey != NULL && idempotency_store(f, e, index) != 0) {
+            fsm_fatal(f, "idempotency record", index);
         }
     }
     if (ctx.seq < f->last_seq) {

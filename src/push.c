@@ -125,32 +125,36 @@ void push_unsubscribe(struct push_sub *sub)
     p->n_subs--;
 }
 
+/* One page of backlog being framed for a subscriber. */
+struct backlog_page {
+    struct push_sub *sub;
+    struct buf *out;
+    unsigned n;
+};
+
+static int backlog_row(void *data, uint64_t seq, const char *type, const char *json, size_t len)
+{
+    struct backlog_page *page = data;
+    struct push_sub *sub = page->sub;
+    if (seq >= sub->hub->ring_first) {
+        return 1; /* the ring takes over from here */
+    }
+    sub->cursor = seq;
+    if (type_filter_match(&sub->filter, type)) {
+        sub->frame(page->out, seq, type, json, len);
+        page->n++;
+    }
+    return page->out->len >= PUSH_BATCH_BYTES;
+}
+
 /* Backlog older than the ring: one page from SQLite. */
 static unsigned pull_store(struct push_sub *sub, struct buf *out)
 {
-    struct push *p = sub->hub;
-    sqlite3_stmt *s;
-    unsigned n = 0;
-
-    store_read_begin(p->store);
-    s = store_stmt(p->store, ST_EVENT_PAGE);
-    sqlite3_bind_int64(s, 1, (int64_t)sub->cursor);
-    sqlite3_bind_int64(s, 2, PUSH_PAGE_EVENTS);
-    while (out->len < PUSH_BATCH_BYTES && sqlite3_step(s) == SQLITE_ROW) {
-        uint64_t seq = (uint64_t)sqlite3_column_int64(s, 0);
-        const char *type = (const char *)sqlite3_column_text(s, 1);
-        if (seq >= p->ring_first) {
-            break; /* the ring takes over from here */
-        }
-        sub->cursor = seq;
-        if (type_filter_match(&sub->filter, type)) {
-            sub->frame(out, seq, type, (const char *)sqlite3_column_text(s, 2),
-                       (size_t)sqlite3_column_bytes(s, 2));
-            n++;
-        }
+    struct backlog_page page = {sub, out, 0};
+    if (out->len < PUSH_BATCH_BYTES) {
+        store_events_scan(sub->hub->store, sub->cursor, PUSH_PAGE_EVENTS, backlog_row, &page);
     }
-    sqlite3_reset(s);
-    return n;
+    return page.n;
 }
 
 unsigned push_pull(struct push_sub *sub, struct buf *out)

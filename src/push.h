@@ -12,6 +12,7 @@
 
 #include "domain.h"
 #include "store.h"
+#include "type_filter.h"
 #include "util.h"
 
 #define PUSH_RING_SIZE 8192           /* recent events kept in memory */

@@ -1,5 +1,5 @@
 #define _GNU_SOURCE /* sync_file_range */
-#include "store.h"
+#include "store_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -9,130 +9,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "codec.h"
-#include "util.h"
-
-static const char schema[] =
-    "CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS directories ("
-    "  id TEXT PRIMARY KEY, created INTEGER NOT NULL, parent TEXT NOT NULL,"
-    "  name TEXT NOT NULL, description TEXT NOT NULL DEFAULT '',"
-    "  type TEXT NOT NULL DEFAULT 'generic', sensitivity INTEGER NOT NULL DEFAULT 0);"
-    "CREATE UNIQUE INDEX IF NOT EXISTS directories_sibling ON directories(parent, name);"
-    "CREATE TABLE IF NOT EXISTS collections ("
-    "  id TEXT PRIMARY KEY, created INTEGER NOT NULL, directory TEXT NOT NULL,"
-    "  name TEXT NOT NULL, description TEXT NOT NULL DEFAULT '',"
-    "  sensitivity INTEGER NOT NULL DEFAULT 0, rating INTEGER, head TEXT NOT NULL DEFAULT '');"
-    "CREATE INDEX IF NOT EXISTS collections_dir ON collections(directory, name);"
-    "CREATE TABLE IF NOT EXISTS collection_tags ("
-    "  collection TEXT NOT NULL, tag TEXT NOT NULL, PRIMARY KEY(collection, tag)) WITHOUT ROWID;"
-    "CREATE TABLE IF NOT EXISTS changesets ("
-    "  collection TEXT NOT NULL, id TEXT NOT NULL, parent TEXT NOT NULL, created TEXT NOT NULL,"
-    "  ord INTEGER NOT NULL, PRIMARY KEY(collection, id));"
-    "CREATE TABLE IF NOT EXISTS files ("
-    "  collection TEXT NOT NULL, path TEXT NOT NULL, sha256 TEXT NOT NULL, created TEXT NOT NULL,"
-    "  modified TEXT NOT NULL, size INTEGER NOT NULL, blobrefs TEXT NOT NULL,"
-    "  PRIMARY KEY(collection, path)) WITHOUT ROWID;"
-    "CREATE TABLE IF NOT EXISTS apikeys ("
-    "  id TEXT PRIMARY KEY, name TEXT NOT NULL, token_hash BLOB NOT NULL UNIQUE,"
-    "  created INTEGER NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS events ("
-    "  seq INTEGER PRIMARY KEY, type TEXT NOT NULL, json TEXT NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS idempotency ("
-    "  key TEXT PRIMARY KEY, hash BLOB NOT NULL, time_ms INTEGER NOT NULL,"
-    "  status INTEGER NOT NULL, body TEXT NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS idempotency_time ON idempotency(time_ms);"
-    "INSERT OR IGNORE INTO directories(id, created, parent, name) VALUES('root', 0, '', 'root');"
-    "CREATE TABLE IF NOT EXISTS subscriptions ("
-    "  name TEXT PRIMARY KEY, types TEXT NOT NULL, cursor INTEGER NOT NULL,"
-    "  created INTEGER NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS nodes ("
-    "  id INTEGER PRIMARY KEY, raft TEXT NOT NULL, http TEXT NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS applied ("
-    "  id INTEGER PRIMARY KEY CHECK (id = 1), idx INTEGER NOT NULL, seq INTEGER NOT NULL);"
-    "INSERT OR IGNORE INTO applied(id, idx, seq) VALUES(1, 0, 0);";
-
-#define DIR_COLS "id, created, parent, name, description, type, sensitivity"
-#define COLL_COLS "id, created, directory, name, description, sensitivity, rating, head"
-
-static const char *const sql[ST__COUNT] = {
-    [ST_BEGIN] = "BEGIN IMMEDIATE",
-    [ST_BEGIN_READ] = "BEGIN",
-    [ST_COMMIT] = "COMMIT",
-    [ST_ROLLBACK] = "ROLLBACK",
-    [ST_SAVEPOINT] = "SAVEPOINT cmd",
-    [ST_RELEASE] = "RELEASE cmd",
-    [ST_ROLLBACK_TO] = "ROLLBACK TO cmd",
-    [ST_SUB_INSERT] = "INSERT INTO subscriptions(name, types, cursor, created) VALUES(?, ?, 0, ?)",
-    [ST_SUB_GET] = "SELECT types, cursor FROM subscriptions WHERE name = ?",
-    [ST_SUB_ACK] = "UPDATE subscriptions SET cursor = MAX(cursor, ?) WHERE name = ?",
-    [ST_SUB_DELETE] = "DELETE FROM subscriptions WHERE name = ?",
-    [ST_SUB_LIST] = "SELECT name, types, cursor FROM subscriptions ORDER BY name",
-    [ST_SUB_MIN_CURSOR] = "SELECT MIN(cursor) FROM subscriptions",
-    [ST_EVENT_OLDEST] = "SELECT MIN(seq) FROM events",
-    [ST_EVENT_PRUNE] = "DELETE FROM events WHERE seq <= ?",
-    [ST_NODE_PUT] = "INSERT OR REPLACE INTO nodes(id, raft, http) VALUES(?, ?, ?)",
-    [ST_NODE_GET] = "SELECT raft, http FROM nodes WHERE id = ?",
-    [ST_NODE_LIST] = "SELECT id, raft, http FROM nodes ORDER BY id",
-    [ST_NODE_DELETE] = "DELETE FROM nodes WHERE id = ?",
-    /* One row, found by rowid: this runs once per applied entry. */
-    [ST_META_SET_APPLIED] = "UPDATE applied SET idx = ?, seq = ? WHERE id = 1",
-    [ST_META_GET_APPLIED] = "SELECT idx, seq FROM applied WHERE id = 1",
-    [ST_DIR_GET] = "SELECT " DIR_COLS " FROM directories WHERE id = ?",
-    [ST_DIR_INSERT] = "INSERT INTO directories(id, created, parent, name) VALUES(?, ?, ?, ?)",
-    [ST_DIR_SET_NAME] = "UPDATE directories SET name = ? WHERE id = ?",
-    [ST_DIR_SET_DESCRIPTION] = "UPDATE directories SET description = ? WHERE id = ?",
-    [ST_DIR_SET_TYPE] = "UPDATE directories SET type = ? WHERE id = ?",
-    [ST_DIR_SET_SENSITIVITY] = "UPDATE directories SET sensitivity = ? WHERE id = ?",
-    [ST_DIR_SET_PARENT] = "UPDATE directories SET parent = ? WHERE id = ?",
-    [ST_DIR_DELETE] = "DELETE FROM directories WHERE id = ?",
-    [ST_DIR_CHILDREN] = "SELECT " DIR_COLS " FROM directories WHERE parent = ? ORDER BY name",
-    [ST_DIR_HAS_CHILD] = "SELECT 1 FROM directories WHERE parent = ? LIMIT 1",
-    [ST_DIR_HAS_COLLECTION] = "SELECT 1 FROM collections WHERE directory = ? LIMIT 1",
-    [ST_COLL_GET] = "SELECT " COLL_COLS " FROM collections WHERE id = ?",
-    [ST_COLL_INSERT] = "INSERT INTO collections(id, created, directory, name) VALUES(?, ?, ?, ?)",
-    [ST_COLL_SET_NAME] = "UPDATE collections SET name = ? WHERE id = ?",
-    [ST_COLL_SET_DESCRIPTION] = "UPDATE collections SET description = ? WHERE id = ?",
-    [ST_COLL_SET_DIRECTORY] = "UPDATE collections SET directory = ? WHERE id = ?",
-    [ST_COLL_SET_RATING] = "UPDATE collections SET rating = ? WHERE id = ?",
-    [ST_COLL_SET_SENSITIVITY] = "UPDATE collections SET sensitivity = ? WHERE id = ?",
-    [ST_COLL_SET_HEAD] = "UPDATE collections SET head = ? WHERE id = ?",
-    [ST_COLL_DELETE] = "DELETE FROM collections WHERE id = ?",
-    [ST_COLL_IN_DIR] = "SELECT " COLL_COLS " FROM collections WHERE directory = ? ORDER BY name, id",
-    [ST_TAG_ADD] = "INSERT OR IGNORE INTO collection_tags(collection, tag) VALUES(?, ?)",
-    [ST_TAG_REMOVE] = "DELETE FROM collection_tags WHERE collection = ? AND tag = ?",
-    [ST_TAG_LIST] = "SELECT tag FROM collection_tags WHERE collection = ? ORDER BY tag",
-    [ST_TAG_DELETE_ALL] = "DELETE FROM collection_tags WHERE collection = ?",
-    [ST_CS_INSERT] = "INSERT INTO changesets(collection, id, parent, created, ord) "
-                     "VALUES(?, ?, ?, ?, (SELECT COUNT(*) FROM changesets WHERE collection = ?1))",
-    [ST_CS_EXISTS] = "SELECT 1 FROM changesets WHERE collection = ? AND id = ?",
-    [ST_CS_LIST] = "SELECT id, parent, created FROM changesets WHERE collection = ? ORDER BY ord",
-    [ST_CS_DELETE_ALL] = "DELETE FROM changesets WHERE collection = ?",
-    [ST_FILE_EXISTS] = "SELECT 1 FROM files WHERE collection = ? AND path = ?",
-    [ST_FILE_UPSERT] = "INSERT OR REPLACE INTO files(collection, path, sha256, created, modified, "
-                       "size, blobrefs) VALUES(?, ?, ?, ?, ?, ?, ?)",
-    [ST_FILE_DELETE] = "DELETE FROM files WHERE collection = ? AND path = ?",
-    [ST_FILE_LIST] = "SELECT path, sha256, created, modified, size, blobrefs FROM files "
-                     "WHERE collection = ? ORDER BY path",
-    [ST_FILE_DELETE_ALL] = "DELETE FROM files WHERE collection = ?",
-    [ST_KEY_INSERT] = "INSERT INTO apikeys(id, name, token_hash, created) VALUES(?, ?, ?, ?)",
-    [ST_KEY_EXISTS] = "SELECT 1 FROM apikeys WHERE id = ?",
-    [ST_KEY_DELETE] = "DELETE FROM apikeys WHERE id = ?",
-    [ST_KEY_BY_HASH] = "SELECT 1 FROM apikeys WHERE token_hash = ?",
-    [ST_EVENT_INSERT] = "INSERT INTO events(seq, type, json) VALUES(?, ?, ?)",
-    [ST_EVENT_PAGE] = "SELECT seq, type, json FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
-    [ST_IDEM_GET] = "SELECT hash, status, body FROM idempotency WHERE key = ?",
-    [ST_IDEM_PUT] = "INSERT OR REPLACE INTO idempotency(key, hash, time_ms, status, body) "
-                    "VALUES(?, ?, ?, ?, ?)",
-    [ST_IDEM_PRUNE] = "DELETE FROM idempotency WHERE time_ms < ? AND rowid <= "
-                      "(SELECT MAX(rowid) FROM idempotency) - ?",
-};
 
 static int store_prepare(struct store *st)
 {
     int i;
-    for (i = 0; i < ST__COUNT; i++) {
-        if (sqlite3_prepare_v3(st->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->stmts[i],
+    for (i = 0; i < STORE_STMT__COUNT; i++) {
+        if (sqlite3_prepare_v3(st->db, store_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->stmts[i],
                                NULL) != SQLITE_OK) {
             snprintf(st->errmsg, sizeof st->errmsg, "prepare statement %d: %s", i,
                      sqlite3_errmsg(st->db));
@@ -145,7 +27,8 @@ static int store_prepare(struct store *st)
 static void store_finalize(struct store *st)
 {
     int i;
-    for (i = 0; i < ST__COUNT; i++) {
+    st->held = NULL;
+    for (i = 0; i < STORE_STMT__COUNT; i++) {
         sqlite3_finalize(st->stmts[i]);
         st->stmts[i] = NULL;
     }
@@ -158,6 +41,7 @@ int store_open(struct store *st, const char *path)
     char *errmsg = NULL;
 
     memset(st->stmts, 0, sizeof st->stmts);
+    st->held = NULL;
     st->reader = NULL;
     if (!st->lock_ready) {
         /* once: store_replace reopens the store with the lock in use */
@@ -192,7 +76,7 @@ int store_open(struct store *st, const char *path)
                      "PRAGMA synchronous=NORMAL;"
                      "PRAGMA foreign_keys=OFF; PRAGMA cache_size=-65536;",
                      NULL, NULL, &errmsg) != SQLITE_OK ||
-        sqlite3_exec(st->db, schema, NULL, NULL, &errmsg) != SQLITE_OK) {
+        sqlite3_exec(st->db, store_schema, NULL, NULL, &errmsg) != SQLITE_OK) {
         snprintf(st->errmsg, sizeof st->errmsg, "init %s: %s", path,
                  errmsg ? errmsg : sqlite3_errmsg(st->db));
         sqlite3_free(errmsg);
@@ -321,9 +205,18 @@ int store_reader_checkpoint(struct store *st)
     return 0;
 }
 
+void store_release(struct store *st)
+{
+    if (st->held != NULL) {
+        sqlite3_reset(st->held);
+        st->held = NULL;
+    }
+}
+
 sqlite3_stmt *store_stmt(struct store *st, enum store_stmt id)
 {
     sqlite3_stmt *s = st->stmts[id];
+    store_release(st);
     sqlite3_reset(s);
     sqlite3_clear_bindings(s);
     return s;
@@ -351,9 +244,6 @@ int store_run(struct store *st, enum store_stmt id, const char *fmt, ...)
             sqlite3_bind_blob(s, i, p, len, SQLITE_STATIC);
             break;
         }
-        case 'n':
-            sqlite3_bind_null(s, i);
-            break;
         default:
             break;
         }
@@ -361,9 +251,57 @@ int store_run(struct store *st, enum store_stmt id, const char *fmt, ...)
     va_end(ap);
     rv = sqlite3_step(s);
     if (rv != SQLITE_ROW && rv != SQLITE_DONE) {
-        snprintf(st->errmsg, sizeof st->errmsg, "%s: %s", sql[id], sqlite3_errmsg(st->db));
+        snprintf(st->errmsg, sizeof st->errmsg, "%s: %s", store_sql[id], sqlite3_errmsg(st->db));
     }
     return rv;
+}
+
+int store_write_result(struct store *st, enum store_stmt id, int rv)
+{
+    int code = STORE_ERROR;
+    if (rv == SQLITE_DONE) {
+        code = sqlite3_changes(st->db);
+    } else if (rv == SQLITE_CONSTRAINT) {
+        int ext = sqlite3_extended_errcode(st->db);
+        if (ext == SQLITE_CONSTRAINT_UNIQUE) {
+            code = STORE_CONSTRAINT_UNIQUE;
+        } else if (ext == SQLITE_CONSTRAINT_PRIMARYKEY) {
+            code = STORE_CONSTRAINT_PK;
+        }
+    } else if (rv == SQLITE_ROW) {
+        snprintf(st->errmsg, sizeof st->errmsg, "%s: returned a row", store_sql[id]);
+    }
+    sqlite3_reset(st->stmts[id]);
+    return code;
+}
+
+int store_get_result(struct store *st, enum store_stmt id, int rv, int hold)
+{
+    if (rv == SQLITE_ROW && hold) {
+        st->held = st->stmts[id];
+        return 1;
+    }
+    sqlite3_reset(st->stmts[id]);
+    if (rv == SQLITE_ROW) {
+        return 1;
+    }
+    return rv == SQLITE_DONE ? 0 : STORE_ERROR;
+}
+
+int store_scan_result(struct store *st, enum store_stmt id, int rv, int n)
+{
+    if (rv != SQLITE_ROW && rv != SQLITE_DONE) {
+        snprintf(st->errmsg, sizeof st->errmsg, "%s: %s", store_sql[id], sqlite3_errmsg(st->db));
+        n = STORE_ERROR;
+    }
+    sqlite3_reset(st->stmts[id]);
+    return n;
+}
+
+const char *store_text(sqlite3_stmt *s, int col)
+{
+    const char *t = (const char *)sqlite3_column_text(s, col);
+    return t != NULL ? t : "";
 }
 
 static int run_simple(struct store *st, enum store_stmt id)
@@ -376,49 +314,50 @@ static int run_simple(struct store *st, enum store_stmt id)
 void store_read_begin(struct store *st)
 {
     if (!st->read_tx && st->db != NULL && sqlite3_get_autocommit(st->db) &&
-        run_simple(st, ST_BEGIN_READ) == 0) {
+        run_simple(st, STORE_STMT_BEGIN_READ) == 0) {
         st->read_tx = 1;
     }
 }
 
 void store_read_end(struct store *st)
 {
+    store_release(st);
     if (st->read_tx) {
         st->read_tx = 0;
-        run_simple(st, ST_COMMIT);
+        run_simple(st, STORE_STMT_COMMIT);
     }
 }
 
 int store_begin(struct store *st)
 {
     store_read_end(st);
-    return run_simple(st, ST_BEGIN);
+    return run_simple(st, STORE_STMT_BEGIN);
 }
 
 int store_commit(struct store *st)
 {
-    return run_simple(st, ST_COMMIT);
+    return run_simple(st, STORE_STMT_COMMIT);
 }
 
 void store_rollback(struct store *st)
 {
-    run_simple(st, ST_ROLLBACK);
+    run_simple(st, STORE_STMT_ROLLBACK);
 }
 
 int store_savepoint(struct store *st)
 {
-    return run_simple(st, ST_SAVEPOINT);
+    return run_simple(st, STORE_STMT_SAVEPOINT);
 }
 
 int store_release_savepoint(struct store *st)
 {
-    return run_simple(st, ST_RELEASE);
+    return run_simple(st, STORE_STMT_RELEASE);
 }
 
 void store_rollback_to_savepoint(struct store *st)
 {
-    run_simple(st, ST_ROLLBACK_TO);
-    run_simple(st, ST_RELEASE);
+    run_simple(st, STORE_STMT_ROLLBACK_TO);
+    run_simple(st, STORE_STMT_RELEASE);
 }
 
 /* SQLite's own copy of the database as the reader sees it, marked as a
@@ -450,17 +389,17 @@ void store_image_free(void *image)
 void store_meta_get_applied(struct store *st, uint64_t *index, uint64_t *seq)
 {
     *index = *seq = 0;
-    if (store_run(st, ST_META_GET_APPLIED, "") == SQLITE_ROW) {
-        *index = (uint64_t)sqlite3_column_int64(st->stmts[ST_META_GET_APPLIED], 0);
-        *seq = (uint64_t)sqlite3_column_int64(st->stmts[ST_META_GET_APPLIED], 1);
+    if (store_run(st, STORE_STMT_META_GET_APPLIED, "") == SQLITE_ROW) {
+        *index = (uint64_t)sqlite3_column_int64(st->stmts[STORE_STMT_META_GET_APPLIED], 0);
+        *seq = (uint64_t)sqlite3_column_int64(st->stmts[STORE_STMT_META_GET_APPLIED], 1);
     }
-    sqlite3_reset(st->stmts[ST_META_GET_APPLIED]);
+    sqlite3_reset(st->stmts[STORE_STMT_META_GET_APPLIED]);
 }
 
 int store_meta_set_applied(struct store *st, uint64_t index, uint64_t seq)
 {
-    int rv = store_run(st, ST_META_SET_APPLIED, "ii", (int64_t)index, (int64_t)seq);
-    sqlite3_reset(st->stmts[ST_META_SET_APPLIED]);
+    int rv = store_run(st, STORE_STMT_META_SET_APPLIED, "ii", (int64_t)index, (int64_t)seq);
+    sqlite3_reset(st->stmts[STORE_STMT_META_SET_APPLIED]);
     return rv == SQLITE_DONE ? 0 : -1;
 }
 
@@ -537,361 +476,3 @@ int store_replace(struct store *st, const unsigned char *data, size_t size)
     return store_open(st, path);
 }
 
-/* ---- reads ----------------------------------------------------------------
- * Read documents are written straight into a buffer: the read path is the
- * hottest in the server, and a cJSON tree per response cost more than the
- * queries themselves (measured with callgrind). */
-
-/* @key is a literal such as ",\"Name\":" (separator included). */
-static void put_key(struct buf *out, const char *key)
-{
-    buf_append_str(out, key);
-}
-
-static void put_text(struct buf *out, const char *key, sqlite3_stmt *s, int col)
-{
-    put_key(out, key);
-    codec_write_string(out, (const char *)sqlite3_column_text(s, col));
-}
-
-static void put_time(struct buf *out, const char *key, int64_t ms)
-{
-    char t[40];
-    util_format_time(ms, t, sizeof t);
-    put_key(out, key);
-    buf_append(out, "\"", 1);
-    buf_append_str(out, t);
-    buf_append(out, "\"", 1);
-}
-
-static void put_int(struct buf *out, const char *key, long long v)
-{
-    put_key(out, key);
-    buf_append_int(out, v);
-}
-
-static void directory_row(struct buf *out, sqlite3_stmt *s)
-{
-    put_text(out, "{\"Id\":", s, 0);
-    put_time(out, ",\"Created\":", sqlite3_column_int64(s, 1));
-    put_text(out, ",\"Parent\":", s, 2);
-    put_text(out, ",\"Name\":", s, 3);
-    put_text(out, ",\"Description\":", s, 4);
-    put_text(out, ",\"Type\":", s, 5);
-    put_int(out, ",\"Sensitivity\":", sqlite3_column_int64(s, 6));
-    buf_append(out, "}", 1);
-}
-
-static void collection_subset_row(struct buf *out, sqlite3_stmt *s, int close)
-{
-    put_text(out, "{\"Id\":", s, 0);
-    put_time(out, ",\"Created\":", sqlite3_column_int64(s, 1));
-    put_text(out, ",\"Directory\":", s, 2);
-    put_text(out, ",\"Name\":", s, 3);
-    put_text(out, ",\"Description\":", s, 4);
-    put_int(out, ",\"Sensitivity\":", sqlite3_column_int64(s, 5));
-    if (sqlite3_column_type(s, 6) == SQLITE_NULL) {
-        put_key(out, ",\"Rating\":null");
-    } else {
-        put_int(out, ",\"Rating\":", sqlite3_column_int64(s, 6));
-    }
-    put_text(out, ",\"Head\":", s, 7);
-    if (close) {
-        buf_append(out, "}", 1);
-    }
-}
-
-/* Append the directory @id as JSON; returns 1, or 0 if there is none. The
- * parent id is copied to @parent (at least 128 bytes) when not NULL. */
-static int directory_json(struct store *st, const char *id, struct buf *out, char *parent)
-{
-    int found = store_run(st, ST_DIR_GET, "s", id) == SQLITE_ROW;
-    if (found) {
-        directory_row(out, st->stmts[ST_DIR_GET]);
-        if (parent != NULL) {
-            util_copy(parent, 128, (const char *)sqlite3_column_text(st->stmts[ST_DIR_GET], 2));
-        }
-    }
-    sqlite3_reset(st->stmts[ST_DIR_GET]);
-    return found;
-}
-
-int store_directory_view(struct store *st, const char *id, struct buf *out)
-{
-    char cur[128];
-    struct buf chain; /* parents walking up, each followed by its length */
-    size_t end, len;
-    unsigned depth;
-    sqlite3_stmt *s;
-    int first;
-
-    buf_append(out, "{\"Directory\":", 13);
-    if (!directory_json(st, id, out, cur)) {
-        return 0;
-    }
-    /* Parents, root first: collect them walking up, write them in reverse. */
-    buf_append(out, ",\"Parents\":[", 12);
-    buf_init(&chain);
-    for (depth = 0; cur[0] != '\0' && depth < 100000; depth++) {
-        size_t start = chain.len;
-        if (!directory_json(st, cur, &chain, cur)) {
-            break;
-        }
-        len = chain.len - start;
-        buf_append(&chain, &len, sizeof len);
-    }
-    for (end = chain.len; end > 0;) {
-        memcpy(&len, chain.data + end - sizeof len, sizeof len);
-        end -= sizeof len + len;
-        buf_append(out, chain.data + end, len);
-        if (end > 0) {
-            buf_append(out, ",", 1);
-        }
-    }
-    buf_free(&chain);
-    buf_append(out, "],\"SubDirectories\":[", 20);
-    s = store_stmt(st, ST_DIR_CHILDREN);
-    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-    for (first = 1; sqlite3_step(s) == SQLITE_ROW; first = 0) {
-        if (!first) {
-            buf_append(out, ",", 1);
-        }
-        directory_row(out, s);
-    }
-    sqlite3_reset(s);
-    buf_append(out, "],\"Collections\":[", 17);
-    s = store_stmt(st, ST_COLL_IN_DIR);
-    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-    for (first = 1; sqlite3_step(s) == SQLITE_ROW; first = 0) {
-        if (!first) {
-            buf_append(out, ",", 1);
-        }
-        collection_subset_row(out, s, 1);
-    }
-    sqlite3_reset(s);
-    buf_append(out, "]}", 2);
-    return 1;
-}
-
-int store_collection_view(struct store *st, const char *id, struct buf *out)
-{
-    sqlite3_stmt *s;
-    int first;
-
-    if (store_run(st, ST_COLL_GET, "s", id) != SQLITE_ROW) {
-        sqlite3_reset(st->stmts[ST_COLL_GET]);
-        return 0;
-    }
-    collection_subset_row(out, st->stmts[ST_COLL_GET], 0);
-    sqlite3_reset(st->stmts[ST_COLL_GET]);
-
-    buf_append(out, ",\"Tags\":[", 9);
-    s = store_stmt(st, ST_TAG_LIST);
-    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-    for (first = 1; sqlite3_step(s) == SQLITE_ROW; first = 0) {
-        if (!first) {
-            buf_append(out, ",", 1);
-        }
-        codec_write_string(out, (const char *)sqlite3_column_text(s, 0));
-    }
-    sqlite3_reset(s);
-
-    buf_append(out, "],\"Changesets\":[", 16);
-    s = store_stmt(st, ST_CS_LIST);
-    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-    for (first = 1; sqlite3_step(s) == SQLITE_ROW; first = 0) {
-        put_text(out, first ? "{\"Id\":" : ",{\"Id\":", s, 0);
-        put_text(out, ",\"Parent\":", s, 1);
-        put_text(out, ",\"Created\":", s, 2);
-        buf_append(out, "}", 1);
-    }
-    sqlite3_reset(s);
-
-    buf_append(out, "],\"Files\":[", 11);
-    s = store_stmt(st, ST_FILE_LIST);
-    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-    for (first = 1; sqlite3_step(s) == SQLITE_ROW; first = 0) {
-        put_text(out, first ? "{\"Path\":" : ",{\"Path\":", s, 0);
-        put_text(out, ",\"Sha256\":", s, 1);
-        put_text(out, ",\"Created\":", s, 2);
-        put_text(out, ",\"Modified\":", s, 3);
-        put_int(out, ",\"Size\":", sqlite3_column_int64(s, 4));
-        put_key(out, ",\"BlobRefs\":");
-        /* stored as the JSON array we wrote at apply */
-        buf_append(out, sqlite3_column_text(s, 5), (size_t)sqlite3_column_bytes(s, 5));
-        buf_append(out, "}", 1);
-    }
-    sqlite3_reset(s);
-    buf_append(out, "]}", 2);
-    return 1;
-}
-
-int store_subscription(struct store *st, const char *name, struct type_filter *types,
-                       uint64_t *cursor)
-{
-    int found = store_run(st, ST_SUB_GET, "s", name) == SQLITE_ROW;
-    if (found) {
-        sqlite3_stmt *s = st->stmts[ST_SUB_GET];
-        if (types != NULL) {
-            type_filter_parse(types, (const char *)sqlite3_column_text(s, 0));
-        }
-        *cursor = (uint64_t)sqlite3_column_int64(s, 1);
-    }
-    sqlite3_reset(st->stmts[ST_SUB_GET]);
-    return found;
-}
-
-void store_subscriptions_json(struct store *st, uint64_t last_seq, struct buf *out)
-{
-    sqlite3_stmt *s = store_stmt(st, ST_SUB_LIST);
-    int first = 1;
-    buf_append_str(out, "[");
-    while (sqlite3_step(s) == SQLITE_ROW) {
-        struct type_filter f;
-        unsigned i;
-        uint64_t cursor = (uint64_t)sqlite3_column_int64(s, 2);
-        type_filter_parse(&f, (const char *)sqlite3_column_text(s, 1));
-        put_text(out, first ? "{\"Name\":" : ",{\"Name\":", s, 0);
-        buf_append_str(out, ",\"Types\":[");
-        for (i = 0; i < f.n; i++) {
-            if (i > 0) {
-                buf_append_str(out, ",");
-            }
-            codec_write_string(out, f.prefixes[i]);
-        }
-        buf_append_str(out, "]");
-        put_int(out, ",\"Cursor\":", (long long)cursor);
-        put_int(out, ",\"Lag\":", (long long)(last_seq > cursor ? last_seq - cursor : 0));
-        buf_append_str(out, "}");
-        first = 0;
-    }
-    sqlite3_reset(s);
-    buf_append_str(out, "]");
-}
-
-uint64_t store_oldest_event(struct store *st)
-{
-    uint64_t v = 0;
-    if (store_run(st, ST_EVENT_OLDEST, "") == SQLITE_ROW &&
-        sqlite3_column_type(st->stmts[ST_EVENT_OLDEST], 0) != SQLITE_NULL) {
-        v = (uint64_t)sqlite3_column_int64(st->stmts[ST_EVENT_OLDEST], 0);
-    }
-    sqlite3_reset(st->stmts[ST_EVENT_OLDEST]);
-    return v;
-}
-
-int store_prune_events(struct store *st, uint64_t upto)
-{
-    int rv;
-    store_read_end(st);
-    rv = store_run(st, ST_EVENT_PRUNE, "i", (int64_t)upto);
-    sqlite3_reset(st->stmts[ST_EVENT_PRUNE]);
-    return rv == SQLITE_DONE ? sqlite3_changes(st->db) : -1;
-}
-
-int store_min_subscription_cursor(struct store *st, uint64_t *cursor)
-{
-    int found = store_run(st, ST_SUB_MIN_CURSOR, "") == SQLITE_ROW &&
-                sqlite3_column_type(st->stmts[ST_SUB_MIN_CURSOR], 0) != SQLITE_NULL;
-    if (found) {
-        *cursor = (uint64_t)sqlite3_column_int64(st->stmts[ST_SUB_MIN_CURSOR], 0);
-    }
-    sqlite3_reset(st->stmts[ST_SUB_MIN_CURSOR]);
-    return found;
-}
-
-int store_node_addresses(struct store *st, uint64_t id, char *raft, char *http, size_t size)
-{
-    int found = store_run(st, ST_NODE_GET, "i", (int64_t)id) == SQLITE_ROW;
-    if (found) {
-        util_copy(raft, size, (const char *)sqlite3_column_text(st->stmts[ST_NODE_GET], 0));
-        util_copy(http, size, (const char *)sqlite3_column_text(st->stmts[ST_NODE_GET], 1));
-    }
-    sqlite3_reset(st->stmts[ST_NODE_GET]);
-    return found;
-}
-
-int store_read(struct store *st, int (*view)(struct store *, const char *, struct buf *),
-               const char *id, struct buf *out)
-{
-    store_read_begin(st);
-    return view(st, id, out);
-}
-
-int store_events_page(struct store *st, uint64_t after, unsigned limit,
-                      const struct type_filter *types, struct buf *out)
-{
-    sqlite3_stmt *s;
-    int n = 0;
-    int first = 1;
-
-    store_read_begin(st);
-    s = store_stmt(st, ST_EVENT_PAGE);
-
-    /* With a filter, rows that do not match are skipped, so read unbounded
-     * and stop once @limit have matched. */
-    sqlite3_bind_int64(s, 1, (int64_t)after);
-    sqlite3_bind_int64(s, 2, types != NULL && types->n > 0 ? -1 : (int64_t)limit);
-    buf_append(out, "[", 1);
-    while ((unsigned)n < limit && sqlite3_step(s) == SQLITE_ROW) {
-        const char *type = (const char *)sqlite3_column_text(s, 1);
-        if (types != NULL && !type_filter_match(types, type)) {
-            continue;
-        }
-        if (!first) {
-            buf_append(out, ",", 1);
-        }
-        first = 0;
-        buf_append(out, sqlite3_column_text(s, 2), (size_t)sqlite3_column_bytes(s, 2));
-        n++;
-    }
-    sqlite3_reset(s);
-    buf_append(out, "]", 1);
-    return n;
-}
-
-int store_apikey_valid(struct store *st, const uint8_t token_hash[32])
-{
-    int ok;
-    store_read_begin(st);
-    ok = store_run(st, ST_KEY_BY_HASH, "b", token_hash, 32) == SQLITE_ROW;
-    sqlite3_reset(st->stmts[ST_KEY_BY_HASH]);
-    return ok;
-}
-
-int type_filter_parse(struct type_filter *f, const char *list)
-{
-    const char *p = list;
-    f->n = 0;
-    while (*p != '\0') {
-        const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        if (len > 0) {
-            if (f->n == TYPE_FILTER_MAX || len >= sizeof f->prefixes[0]) {
-                return -1;
-            }
-            memcpy(f->prefixes[f->n], p, len);
-            f->prefixes[f->n][len] = '\0';
-            f->n++;
-        }
-        p += len;
-        if (*p == ',') {
-            p++;
-        }
-    }
-    return 0;
-}
-
-int type_filter_match(const struct type_filter *f, const char *type)
-{
-    unsigned i;
-    if (f->n == 0) {
-        return 1;
-    }
-    for (i = 0; i < f->n; i++) {
-        if (strncmp(type, f->prefixes[i], strlen(f->prefixes[i])) == 0) {
-            return 1;
-        }
-    }
-    return 0;
-}

@@ -1,117 +1,182 @@
-/* Store queries behind the REST reads: events pages, type filters, views. */
+/* The store's typed rows: what the domain relies on when a write is refused
+ * (constraint codes, rows changed), borrowed rows, scans and cascades. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "apply.h"
 #include "testlib.h"
 #include "util.h"
 
-static void test_type_filter(void)
+/* Count rows by callback; stop after @stop_after rows when it is not 0. */
+struct counter {
+    int n;
+    int stop_after;
+};
+
+static int count_dir(void *data, const struct store_dir *row)
 {
-    struct type_filter f;
-    CHECK_INT(type_filter_parse(&f, "directory.,collection.Tagged"), 0);
-    CHECK_INT(f.n, 2);
-    CHECK(type_filter_match(&f, "directory.Created"));
-    CHECK(type_filter_match(&f, "collection.Tagged"));
-    CHECK(!type_filter_match(&f, "collection.Untagged"));
-    CHECK_INT(type_filter_parse(&f, ""), 0);
-    CHECK(type_filter_match(&f, "anything"));
-    CHECK_INT(type_filter_parse(&f, "a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q"), -1);
+    struct counter *c = data;
+    (void)row;
+    return ++c->n == c->stop_after;
 }
 
-static void test_events_page(void)
+static int count_tag(void *data, const char *tag)
+{
+    struct counter *c = data;
+    (void)tag;
+    return ++c->n == c->stop_after;
+}
+
+static void test_directory_rows(void)
 {
     struct harness h;
-    struct type_filter f;
-    struct buf out;
-    cJSON *arr;
+    struct store_dir row;
+    struct counter c = {0, 0};
     harness_open(&h);
-    harness_apply(&h, "directory.Create", "{\"Parent\":\"root\",\"Name\":\"a\"}", "d1", NULL);
-    harness_apply(&h, "collection.Create", "{\"ParentDir\":\"d1\",\"Name\":\"c\"}", "c1", NULL);
-    harness_apply(&h, "directory.Rename", "{\"Id\":\"d1\",\"Name\":\"b\"}", NULL, NULL);
-    harness_apply(&h, "collection.Tag", "{\"Id\":\"c1\",\"Tag\":\"t\"}", NULL, NULL);
+    CHECK_INT(store_begin(&h.store), 0);
+    CHECK_INT(store_dir_insert(&h.store, "d1", 5, "root", "a"), 1);
+    CHECK_INT(store_dir_insert(&h.store, "d2", 6, "root", "b"), 1);
+    /* the sibling name and the primary key refuse with codes of their own */
+    CHECK_INT(store_dir_insert(&h.store, "d3", 7, "root", "a"), STORE_CONSTRAINT_UNIQUE);
+    CHECK_CONTAINS(h.store.errmsg, "UNIQUE");
+    CHECK_INT(store_dir_insert(&h.store, "d1", 7, "d2", "x"), STORE_CONSTRAINT_PK);
+    CHECK_INT(store_dir_set_name(&h.store, "d2", "a"), STORE_CONSTRAINT_UNIQUE);
+    CHECK_INT(store_dir_set_parent(&h.store, "d2", "d1"), 1);
+    /* a rename of a missing directory changes no row */
+    CHECK_INT(store_dir_set_name(&h.store, "nope", "z"), 0);
+    CHECK_INT(store_dir_set_description(&h.store, "nope", "z"), 0);
+    CHECK_INT(store_dir_delete(&h.store, "nope"), 0);
 
-    buf_init(&out);
-    CHECK_INT(store_events_page(&h.store, 0, 100, NULL, &out), 4);
-    arr = cJSON_Parse(out.data);
-    CHECK(cJSON_IsArray(arr));
-    CHECK_INT(cJSON_GetArraySize(arr), 4);
-    CHECK_STR(cJSON_GetObjectItem(cJSON_GetArrayItem(arr, 2), "Type")->valuestring,
-              "directory.Renamed");
-    CHECK_CONTAINS(cJSON_GetObjectItem(cJSON_GetArrayItem(arr, 0), "Time")->valuestring, "Z");
-    cJSON_Delete(arr);
-
-    out.len = 0;
-    CHECK_INT(store_events_page(&h.store, 1, 2, NULL, &out), 2);
-    CHECK_CONTAINS(out.data, "\"Seq\":2");
-    CHECK_CONTAINS(out.data, "\"Seq\":3");
-
-    type_filter_parse(&f, "collection.");
-    out.len = 0;
-    CHECK_INT(store_events_page(&h.store, 0, 1, &f, &out), 1);
-    CHECK_CONTAINS(out.data, "collection.Created");
-    out.len = 0;
-    CHECK_INT(store_events_page(&h.store, 4, 10, NULL, &out), 0);
-    CHECK_STR(out.data, "[]");
-    buf_free(&out);
+    CHECK_INT(store_dir_get(&h.store, "nope", &row), 0);
+    CHECK_INT(store_dir_get(&h.store, "d2", NULL), 1);
+    CHECK_INT(store_dir_get(&h.store, "d2", &row), 1);
+    CHECK_STR(row.id, "d2");
+    CHECK_STR(row.parent, "d1");
+    CHECK_STR(row.name, "b");
+    CHECK_STR(row.type, "generic");
+    CHECK_INT(row.created, 6);
+    CHECK_INT(store_dir_has_subdirs(&h.store, "d1"), 1);
+    CHECK_INT(store_dir_has_subdirs(&h.store, "d2"), 0);
+    CHECK_INT(store_dir_has_collections(&h.store, "d1"), 0);
+    CHECK_INT(store_dir_children(&h.store, "root", count_dir, &c), 1);
+    CHECK_INT(c.n, 1);
+    CHECK_INT(store_dir_insert(&h.store, "d4", 8, "root", "c"), 1);
+    c.n = 0;
+    c.stop_after = 1; /* a callback stops the scan */
+    CHECK_INT(store_dir_children(&h.store, "root", count_dir, &c), 1);
+    CHECK_INT(store_dir_delete(&h.store, "d4"), 1);
+    CHECK_INT(store_commit(&h.store), 0);
     harness_close(&h);
 }
 
-static cJSON *view(struct harness *h, int (*fn)(struct store *, const char *, struct buf *),
-                   const char *id)
-{
-    struct buf out;
-    cJSON *doc = NULL;
-    buf_init(&out);
-    if (fn(&h->store, id, &out)) {
-        doc = cJSON_Parse(out.data);
-        CHECK(doc != NULL);
-    }
-    buf_free(&out);
-    return doc;
-}
-
-static void test_directory_view(void)
+static void test_collection_rows(void)
 {
     struct harness h;
-    cJSON *v;
-    char *text;
+    struct store_coll row;
+    struct store_changeset cs = {"cs1", "", "t"};
+    struct store_file f = {"p", "ab", "x", "y", 3, "[\"r\"]", 5};
+    struct counter c = {0, 0};
     harness_open(&h);
-    harness_apply(&h, "directory.Create", "{\"Parent\":\"root\",\"Name\":\"a\"}", "d1", NULL);
-    harness_apply(&h, "directory.Create", "{\"Parent\":\"d1\",\"Name\":\"b \\\"q\\\"\"}", "d2",
-                  NULL);
-    harness_apply(&h, "collection.Create", "{\"ParentDir\":\"d2\",\"Name\":\"c\"}", "c1", NULL);
-    harness_apply(&h, "collection.Tag", "{\"Id\":\"c1\",\"Tag\":\"t\\n\"}", NULL, NULL);
-    v = view(&h, store_directory_view, "d2");
-    text = cJSON_PrintUnformatted(v);
-    /* parents root first, then d1 */
-    CHECK_STR(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(v, "Parents"), 0), "Id")
-                  ->valuestring,
-              "root");
-    CHECK_STR(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(v, "Parents"), 1), "Id")
-                  ->valuestring,
-              "d1");
-    CHECK_STR(cJSON_GetObjectItem(cJSON_GetObjectItem(v, "Directory"), "Name")->valuestring,
-              "b \"q\"");
-    CHECK_CONTAINS(text, "\"SubDirectories\":[]");
-    CHECK_CONTAINS(text, "\"Collections\":[{\"Id\":\"c1\"");
-    free(text);
-    cJSON_Delete(v);
-    CHECK(view(&h, store_directory_view, "nope") == NULL);
-    v = view(&h, store_collection_view, "c1");
-    text = cJSON_PrintUnformatted(v);
-    CHECK_CONTAINS(text, "\"Rating\":null");
-    CHECK_CONTAINS(text, "\"Head\":\"\"");
-    CHECK_CONTAINS(text, "\"Tags\":[\"t\\n\"]");
-    CHECK_CONTAINS(text, "\"Files\":[]");
-    free(text);
-    cJSON_Delete(v);
+    CHECK_INT(store_begin(&h.store), 0);
+    CHECK_INT(store_coll_insert(&h.store, "c1", 5, "root", "c"), 1);
+    CHECK_INT(store_coll_insert(&h.store, "c1", 5, "root", "c"), STORE_CONSTRAINT_PK);
+    CHECK_INT(store_coll_get(&h.store, "c1", &row), 1);
+    CHECK_INT(row.has_rating, 0);
+    CHECK_STR(row.head, "");
+    CHECK_INT(store_coll_set_rating(&h.store, "c1", 3), 1);
+    CHECK_INT(store_coll_set_rating(&h.store, "nope", 3), 0);
+    CHECK_INT(store_coll_get(&h.store, "c1", &row), 1);
+    CHECK_INT(row.has_rating, 1);
+    CHECK_INT(row.rating, 3);
+    /* tags are a set: adding twice changes one row, then none */
+    CHECK_INT(store_tag_add(&h.store, "c1", "t"), 1);
+    CHECK_INT(store_tag_add(&h.store, "c1", "t"), 0);
+    CHECK_INT(store_tag_remove(&h.store, "c1", "u"), 0);
+    CHECK_INT(store_changeset_insert(&h.store, "c1", &cs), 1);
+    CHECK_INT(store_changeset_insert(&h.store, "c1", &cs), STORE_CONSTRAINT_PK);
+    CHECK_INT(store_changeset_exists(&h.store, "c1", "cs1"), 1);
+    CHECK_INT(store_file_put(&h.store, "c1", &f), 1);
+    CHECK_INT(store_file_exists(&h.store, "c1", "p"), 1);
+    CHECK_INT(store_file_delete(&h.store, "c1", "q"), 0);
+    /* deleting the collection takes what it holds with it */
+    CHECK_INT(store_coll_delete(&h.store, "c1"), 1);
+    CHECK_INT(store_coll_delete(&h.store, "c1"), 0);
+    CHECK_INT(store_tags(&h.store, "c1", count_tag, &c), 0);
+    CHECK_INT(store_changeset_exists(&h.store, "c1", "cs1"), 0);
+    CHECK_INT(store_file_exists(&h.store, "c1", "p"), 0);
+    CHECK_INT(store_commit(&h.store), 0);
+    harness_close(&h);
+}
+
+static void test_other_rows(void)
+{
+    struct harness h;
+    struct store_sub sub;
+    struct store_idempotency idem;
+    uint8_t hash[32] = {1}, other[32] = {2};
+    char raft[64], http[64];
+    harness_open(&h);
+    CHECK_INT(store_begin(&h.store), 0);
+    CHECK_INT(store_apikey_insert(&h.store, "k1", "ci", hash, 1), 1);
+    CHECK_INT(store_apikey_insert(&h.store, "k1", "ci", other, 1), STORE_CONSTRAINT_PK);
+    CHECK_INT(store_apikey_insert(&h.store, "k2", "ci", hash, 1), STORE_CONSTRAINT_UNIQUE);
+    /* both taken: the hash's index speaks first */
+    CHECK_INT(store_apikey_insert(&h.store, "k1", "ci", hash, 1), STORE_CONSTRAINT_UNIQUE);
+    CHECK_INT(store_apikey_exists(&h.store, "k1"), 1);
+    CHECK_INT(store_apikey_valid(&h.store, hash), 1);
+    CHECK_INT(store_apikey_delete(&h.store, "k1"), 1);
+    CHECK_INT(store_apikey_delete(&h.store, "k1"), 0);
+    CHECK_INT(store_event_insert(&h.store, 1, "a.B", "{}"), 1);
+    CHECK_INT(store_event_insert(&h.store, 1, "a.B", "{}"), STORE_CONSTRAINT_PK);
+    CHECK_INT(store_sub_insert(&h.store, "s", "a.,b.", 1), 1);
+    CHECK_INT(store_sub_insert(&h.store, "s", "", 1), STORE_CONSTRAINT_PK);
+    CHECK_INT(store_sub_ack(&h.store, "s", 5), 1);
+    CHECK_INT(store_sub_ack(&h.store, "s", 2), 1); /* never back */
+    CHECK_INT(store_sub_ack(&h.store, "nope", 2), 0);
+    CHECK_INT(store_sub_get(&h.store, "s", &sub), 1);
+    CHECK_STR(sub.types, "a.,b.");
+    CHECK_INT(sub.cursor, 5);
+    CHECK_INT(store_sub_get(&h.store, "nope", &sub), 0);
+    CHECK_INT(store_node_put(&h.store, 2, "r:1", "h:1"), 1);
+    CHECK_INT(store_node_addresses(&h.store, 2, raft, http, sizeof raft), 1);
+    CHECK_STR(http, "h:1");
+    CHECK_INT(store_node_delete(&h.store, 2), 1);
+    CHECK_INT(store_node_addresses(&h.store, 2, raft, http, sizeof raft), 0);
+    CHECK_INT(store_idempotency_put(&h.store, "k", hash, 32, 10, 409, "{\"x\":1}"), 1);
+    CHECK_INT(store_idempotency_get(&h.store, "k", &idem), 1);
+    CHECK_INT(idem.status, 409);
+    CHECK_INT(idem.hash_len, 32);
+    CHECK_INT(idem.body_len, 7);
+    CHECK_STR(idem.body, "{\"x\":1}");
+    CHECK_INT(store_idempotency_get(&h.store, "other", &idem), 0);
+    CHECK_INT(store_commit(&h.store), 0);
+    harness_close(&h);
+}
+
+/* A get's row stays valid until the next call on the store, and that call
+ * releases it: the statement does not stay open. */
+static void test_borrowed_row_released(void)
+{
+    struct harness h;
+    struct store_dir row;
+    harness_open(&h);
+    CHECK_INT(store_dir_get(&h.store, "root", &row), 1);
+    CHECK_STR(row.name, "root");
+    CHECK(h.store.held != NULL);
+    store_read_end(&h.store);
+    CHECK(h.store.held == NULL);
+    CHECK_INT(store_dir_get(&h.store, "root", &row), 1);
+    CHECK_INT(store_begin(&h.store), 0);
+    CHECK(h.store.held == NULL);
+    store_rollback(&h.store);
     harness_close(&h);
 }
 
 int main(void)
 {
-    RUN(test_type_filter);
-    RUN(test_events_page);
-    RUN(test_directory_view);
+    RUN(test_directory_rows);
+    RUN(test_collection_rows);
+    RUN(test_other_rows);
+    RUN(test_borrowed_row_released);
     return test_report("store");
 }
