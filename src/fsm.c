@@ -8,46 +8,18 @@
 #include "idempotency.h"
 #include "log.h"
 
-#define SNAPSHOT_MAGIC 0x5641525354534e50ull /* "VARSTSNP" */
-#define SNAPSHOT_HEADER 32
 #define IDEMPOTENCY_PRUNE_EVERY 1024
 #define FSM_MAX_TX_ENTRIES 4096
-
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    int i;
-    for (i = 0; i < 8; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    int i;
-    for (i = 0; i < 8; i++) {
-        v |= (uint64_t)p[i] << (8 * i);
-    }
-    return v;
-}
+#define FSM_RETRY_MS 1000
 
 static void result_error(struct fsm_result *r, enum err_code code, const char *message)
 {
-    cJSON *o = cJSON_CreateObject();
-    char *text;
-    cJSON_AddStringToObject(o, "Error", message);
-    cJSON_AddStringToObject(o, "Code", err_code_string(code));
-    text = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
     r->status = err_http_status(code);
     r->body.len = 0;
-    if (text != NULL) {
-        buf_append(&r->body, text, strlen(text));
-        free(text);
-    }
+    err_write_body(&r->body, code, message, NULL);
 }
 
-static void fsm_fatal(struct fsm *f, const char *what, uint64_t index);
+static void fsm_fail(struct fsm *f, const char *what, uint64_t index);
 
 /* The entry's request hash, or NULL when it carries none. */
 static const uint8_t *request_hash(const Varasto__Entry *e)
@@ -58,7 +30,8 @@ static const uint8_t *request_hash(const Varasto__Entry *e)
     return e->requesthash.data != NULL ? e->requesthash.data : (const uint8_t *)"";
 }
 
-/* Replay or reject by the idempotency record; returns 1 if handled. */
+/* Replay or reject by the idempotency record; returns 1 if handled, 0 if
+ * not, -1 when the read model failed. */
 static int idempotency_lookup(struct fsm *f, const Varasto__Entry *e, uint64_t index)
 {
     struct idempotency_record rec;
@@ -66,7 +39,8 @@ static int idempotency_lookup(struct fsm *f, const Varasto__Entry *e, uint64_t i
         idempotency_check(f->store, e->idempotencykey, request_hash(e), e->requesthash.len, &rec);
 
     if (rv < 0) {
-        fsm_fatal(f, "idempotency read", index);
+        fsm_fail(f, "idempotency read", index);
+        return -1;
     }
     if (rv == IDEMPOTENCY_NONE) {
         return 0;
@@ -100,8 +74,10 @@ static int idempotency_store(struct fsm *f, const Varasto__Entry *e, uint64_t in
     return 0;
 }
 
-static void apply_command(struct fsm *f, const Varasto__Entry *e, uint64_t index,
-                          struct domain_ctx *ctx)
+/* Apply a decoded entry: its outcome goes to f->result. Returns 0, or -1
+ * when the read model failed. */
+static int apply_command(struct fsm *f, const Varasto__Entry *e, uint64_t index,
+                         struct domain_ctx *ctx)
 {
     const struct domain_command *cmd = domain_find(e->command);
     ProtobufCMessage *msg;
@@ -109,12 +85,12 @@ static void apply_command(struct fsm *f, const Varasto__Entry *e, uint64_t index
 
     if (cmd == NULL) {
         result_error(&f->result, ERR_NOT_FOUND, "unknown command");
-        return;
+        return 0;
     }
     msg = protobuf_c_message_unpack(cmd->desc, NULL, e->payload.len, e->payload.data);
     if (msg == NULL) {
         result_error(&f->result, ERR_BAD_REQUEST, "malformed command payload");
-        return;
+        return 0;
     }
     ctx->store = f->store;
     ctx->time_ms = e->timems;
@@ -124,21 +100,23 @@ static void apply_command(struct fsm *f, const Varasto__Entry *e, uint64_t index
     if (cmd->creates_id && (ctx->generated_id == NULL || ctx->generated_id[0] == '\0')) {
         result_error(&f->result, ERR_BAD_REQUEST, "entry carries no generated id");
         protobuf_c_message_free_unpacked(msg, NULL);
-        return;
+        return 0;
     }
     /* Most commands check everything before they write, so a rejection
      * leaves nothing behind; the few that may refuse half-way run inside a
-     * savepoint. A storage failure mid-command (ERR_INTERNAL) stops the
-     * node: the database would no longer match the log, and a restart
-     * replays it. */
-    if (cmd->savepoint) {
-        store_savepoint(f->store);
+     * savepoint. A storage failure mid-command (ERR_INTERNAL) fails the
+     * whole transaction: the database must never hold part of an entry. */
+    if (cmd->savepoint && store_savepoint(f->store) != 0) {
+        protobuf_c_message_free_unpacked(msg, NULL);
+        fsm_fail(f, "savepoint", index);
+        return -1;
     }
     rv = domain_apply(cmd, ctx, msg);
     if (rv == ERR_INTERNAL) {
-        log_error("apply %s at index %llu: %s", e->command, (unsigned long long)index,
-                  ctx->err.message);
-        fsm_fatal(f, "apply", index);
+        util_copy(f->store->errmsg, sizeof f->store->errmsg, ctx->err.message);
+        protobuf_c_message_free_unpacked(msg, NULL);
+        fsm_fail(f, e->command, index);
+        return -1;
     }
     if (rv != 0) {
         if (cmd->savepoint) {
@@ -164,38 +142,72 @@ static void apply_command(struct fsm *f, const Varasto__Entry *e, uint64_t index
         buf_append(&f->result.body, "}", 1);
     }
     protobuf_c_message_free_unpacked(msg, NULL);
+    return 0;
 }
 
-/* A failure to write the read model after raft committed the entry: the
- * database no longer matches the log. Stop; a restart replays the log. */
-static void fsm_fatal(struct fsm *f, const char *what, uint64_t index)
+/* A write to the read model failed after raft committed the entry: roll
+ * the open transaction back, so that the database holds whole entries only,
+ * rewind to what it holds, and try again later (the entries stay queued);
+ * commands are refused meanwhile. One ERROR line until it recovers. */
+static void fsm_fail(struct fsm *f, const char *what, uint64_t index)
 {
-    log_error("read model %s failed at index %llu: %s; stopping (a restart replays the log)",
-              what, (unsigned long long)index, f->store->errmsg);
-    abort();
+    if (!f->failed) {
+        snprintf(f->errmsg, sizeof f->errmsg, "read model %s failed at index %llu: %s", what,
+                 (unsigned long long)index, f->store->errmsg);
+        log_error("%s; refusing commands and retrying every %u ms", f->errmsg, f->retry_ms);
+    }
+    f->failed = 1;
+    f->retry_at = util_mono_ms() + f->retry_ms;
+    if (f->in_tx) {
+        store_rollback(f->store);
+        f->in_tx = 0;
+        f->tx_entries = 0;
+    }
+    f->applied_index = f->committed_index;
+    f->last_seq = f->committed_seq;
+    f->pending_off = 0;
 }
 
-unsigned fsm_snapshot_threshold_for(size_t snapshot_bytes)
+int fsm_failed(const struct fsm *f)
 {
-    size_t t = snapshot_bytes / FSM_SNAPSHOT_BYTES_PER_ENTRY;
-    t = t < FSM_SNAPSHOT_THRESHOLD_MIN ? FSM_SNAPSHOT_THRESHOLD_MIN : t;
-    t = t > FSM_SNAPSHOT_THRESHOLD_MAX ? FSM_SNAPSHOT_THRESHOLD_MAX : t;
-    return (unsigned)t;
+    return f->failed;
 }
 
-static void fsm_commit(struct fsm *f)
+/* Keep only the entries not yet applied in the queue. */
+static void pending_trim(struct fsm *f)
+{
+    size_t rest = f->pending.len - f->pending_off;
+    if (rest > 0 && f->pending_off > 0) {
+        memmove(f->pending.data, f->pending.data + f->pending_off, rest);
+    }
+    f->pending.len = rest;
+    f->pending_off = 0;
+}
+
+static int fsm_commit(struct fsm *f)
 {
     if (!f->in_tx) {
-        return;
+        return f->failed ? -1 : 0;
+    }
+    if (store_meta_set_applied(f->store, f->applied_index, f->last_seq) != 0) {
+        fsm_fail(f, "write", f->applied_index);
+        return -1;
+    }
+    if (store_commit(f->store) != 0) {
+        fsm_fail(f, "commit", f->applied_index);
+        return -1;
     }
     f->in_tx = 0;
     f->tx_entries = 0;
-    if (store_meta_set_applied(f->store, f->applied_index, f->last_seq) != 0) {
-        fsm_fatal(f, "write", f->applied_index);
+    f->committed_index = f->applied_index;
+    f->committed_seq = f->last_seq;
+    pending_trim(f);
+    if (f->failed) {
+        f->failed = 0;
+        log_info("read model written again up to index %llu; taking commands",
+                 (unsigned long long)f->committed_index);
     }
-    if (store_commit(f->store) != 0) {
-        fsm_fatal(f, "commit", f->applied_index);
-    }
+    return 0;
 }
 
 /* Deferred entries are kept as records: index (8 bytes), length (8 bytes),
@@ -209,26 +221,81 @@ static uint64_t pending_index(const struct fsm *f, size_t off)
     return v;
 }
 
-void fsm_apply_pending(struct fsm *f)
+/* Apply queued entries; a retry of a failed read model commits at once to
+ * find out whether it can be written again. */
+static void apply_queue(struct fsm *f)
 {
+    if (f->failed && util_mono_ms() < f->retry_at) {
+        return;
+    }
+    if (f->failed && f->pending.len == 0 && !f->in_tx) {
+        f->failed = 0; /* nothing is left to write */
+    }
     while (f->pending_off < f->pending.len) {
         struct raft_buffer buf;
-        uint64_t index = pending_index(f, f->pending_off), len;
-        memcpy(&len, f->pending.data + f->pending_off + 8, sizeof len);
-        buf.base = f->pending.data + f->pending_off + PENDING_HEADER;
+        size_t off = f->pending_off;
+        uint64_t index = pending_index(f, off), len;
+        memcpy(&len, f->pending.data + off + 8, sizeof len);
+        buf.base = f->pending.data + off + PENDING_HEADER;
         buf.len = (size_t)len;
         f->pending_off += PENDING_HEADER + ((len + 7) & ~(uint64_t)7);
-        fsm_apply_entry(f, &buf, index);
+        if (fsm_apply_entry(f, &buf, index) != 0) {
+            return; /* rolled back and rewound */
+        }
     }
-    f->pending.len = 0;
-    f->pending_off = 0;
+    if (f->failed) {
+        fsm_commit(f); /* clears it when the database takes the entries */
+    } else if (!f->in_tx) {
+        pending_trim(f);
+    }
+}
+
+void fsm_apply_pending(struct fsm *f)
+{
+    apply_queue(f);
 }
 
 int fsm_flush(struct fsm *f)
 {
-    fsm_apply_pending(f);
-    fsm_commit(f);
+    apply_queue(f);
+    return fsm_commit(f);
+}
+
+int fsm_queue_entry(struct fsm *f, const struct raft_buffer *buf, uint64_t index)
+{
+    static const uint8_t pad[8];
+    uint64_t len = buf->len;
+    size_t old = f->pending.len;
+    if (buf_append(&f->pending, &index, sizeof index) != 0 ||
+        buf_append(&f->pending, &len, sizeof len) != 0 ||
+        buf_append(&f->pending, buf->base, buf->len) != 0 ||
+        buf_append(&f->pending, pad, (8 - buf->len % 8) % 8) != 0) {
+        f->pending.len = old;
+        return -1;
+    }
     return 0;
+}
+
+void fsm_forget_pending(struct fsm *f)
+{
+    if (f->in_tx) {
+        store_rollback(f->store);
+        f->in_tx = 0;
+        f->tx_entries = 0;
+    }
+    f->pending.len = 0;
+    f->pending_off = 0;
+    f->failed = 0;
+    f->applied_index = f->committed_index;
+    f->last_seq = f->committed_seq;
+}
+
+void fsm_reload(struct fsm *f)
+{
+    store_meta_get_applied(f->store, &f->applied_index, &f->last_seq);
+    f->committed_index = f->applied_index;
+    f->committed_seq = f->last_seq;
+    f->failed = 0;
 }
 
 void fsm_defer_apply(struct fsm *f)
@@ -259,9 +326,13 @@ int fsm_apply_entry(struct fsm *f, const struct raft_buffer *buf, uint64_t index
     if (index <= f->applied_index) {
         return 0; /* the database already holds this entry */
     }
+    if (f->failed && !f->defer) {
+        return -1; /* nothing can bring the skipped entries back */
+    }
     if (!f->in_tx) {
         if (store_begin(f->store) != 0) {
-            fsm_fatal(f, "begin", index);
+            fsm_fail(f, "begin", index);
+            return -1;
         }
         f->in_tx = 1;
         f->tx_began_ms = util_mono_ms();
@@ -270,10 +341,14 @@ int fsm_apply_entry(struct fsm *f, const struct raft_buffer *buf, uint64_t index
     if (e == NULL) {
         log_warn("apply index %llu: malformed entry skipped", (unsigned long long)index);
         result_error(&f->result, ERR_BAD_REQUEST, "malformed log entry");
-    } else if (e->idempotencykey == NULL || !idempotency_lookup(f, e, index)) {
-        apply_command(f, e, index, &ctx);
-        if (e->idempotencykey != NULL && idempotency_store(f, e, index) != 0) {
-            fsm_fatal(f, "idempotency record", index);
+    } else {
+        int handled = e->idempotencykey != NULL ? idempotency_lookup(f, e, index) : 0;
+        if (handled < 0 || (handled == 0 && apply_command(f, e, index, &ctx) != 0)) {
+            goto failed;
+        }
+        if (handled == 0 && e->idempotencykey != NULL && idempotency_store(f, e, index) != 0) {
+            fsm_fail(f, "idempotency record", index);
+            goto failed;
         }
     }
     if (ctx.seq < f->last_seq) {
@@ -284,8 +359,8 @@ int fsm_apply_entry(struct fsm *f, const struct raft_buffer *buf, uint64_t index
     f->applied_index = index;
     f->last_seq = ctx.seq;
     f->result.seq = ctx.seq;
-    if (++f->tx_entries >= FSM_MAX_TX_ENTRIES || !f->group_commit) {
-        fsm_commit(f);
+    if ((++f->tx_entries >= FSM_MAX_TX_ENTRIES || !f->group_commit) && fsm_commit(f) != 0) {
+        goto failed;
     }
     if (f->observer.on_commit != NULL) {
         f->observer.on_commit(f->observer.data, ctx.events, ctx.n_events, f->last_seq);
@@ -295,6 +370,13 @@ int fsm_apply_entry(struct fsm *f, const struct raft_buffer *buf, uint64_t index
         varasto__entry__free_unpacked(e, NULL);
     }
     return 0;
+
+failed:
+    domain_ctx_reset(&ctx);
+    if (e != NULL) {
+        varasto__entry__free_unpacked(e, NULL);
+    }
+    return -1;
 }
 
 static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **result)
@@ -306,13 +388,11 @@ static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **
     int rv = 0;
 
     if (f->defer) {
-        static const uint8_t pad[8];
-        uint64_t len = buf->len;
-        if (buf_append(&f->pending, &index, sizeof index) != 0 ||
-            buf_append(&f->pending, &len, sizeof len) != 0 ||
-            buf_append(&f->pending, buf->base, buf->len) != 0 ||
-            buf_append(&f->pending, pad, (8 - buf->len % 8) % 8) != 0) {
-            log_error("apply index %llu: out of memory; stopping", (unsigned long long)index);
+        if (fsm_queue_entry(f, buf, index) != 0) {
+            /* raft counts the entry as applied once this returns: losing
+             * it would leave the read model behind the log for good */
+            log_error("apply index %llu: out of memory; stopping (a restart replays the log)",
+                      (unsigned long long)index);
             abort();
         }
         *result = NULL;
@@ -323,167 +403,17 @@ static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **
     return rv;
 }
 
-/* Snapshot, in three steps (raft FSM version 3): on the loop, take a stable
- * read view of the committed database (cheap); on a worker thread, copy it;
- * on the loop again, release the copy and the view. Applies go on meanwhile. */
-static int fsm_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n_bufs)
-{
-    struct fsm *f = rf->data;
-
-    fsm_flush(f);
-    if (f->reader_busy) {
-        return RAFT_BUSY; /* a checkpoint is running; raft retries later */
-    }
-    if (store_reader_begin(f->store) != 0) {
-        log_error("snapshot: %s", f->store->errmsg);
-        return RAFT_BUSY;
-    }
-    f->reader_busy = 1;
-    f->snap_index = f->applied_index;
-    f->snap_seq = f->last_seq;
-    f->snap_started = util_mono_ms();
-    f->snap_generation = f->store->generation;
-    *bufs = NULL;
-    *n_bufs = 0;
-    return 0;
-}
-
-/* The snapshot is two buffers, which raft writes one after the other: our
- * header and SQLite's own image of the database, handed over without a copy
- * (a copy of a large read model was most of a snapshot's cost). */
-static int fsm_snapshot_async(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n_bufs)
-{
-    struct fsm *f = rf->data;
-    unsigned char *image = NULL;
-    size_t size = 0;
-    uint8_t *p;
-
-    if (store_reader_serialize(f->store, f->snap_generation, &image, &size) != 0) {
-        return RAFT_IOERR;
-    }
-    *bufs = raft_malloc(2 * sizeof **bufs);
-    p = raft_calloc(1, SNAPSHOT_HEADER);
-    if (*bufs == NULL || p == NULL) {
-        raft_free(*bufs);
-        *bufs = NULL;
-        raft_free(p);
-        store_image_free(image);
-        return RAFT_NOMEM;
-    }
-    put_u64(p, SNAPSHOT_MAGIC);
-    put_u64(p + 8, f->snap_index);
-    put_u64(p + 16, f->snap_seq);
-    (*bufs)[0].base = p;
-    (*bufs)[0].len = SNAPSHOT_HEADER;
-    (*bufs)[1].base = image;
-    (*bufs)[1].len = size;
-    *n_bufs = 2;
-    return 0;
-}
-
-/* The same snapshot taken in one go on the loop, for raft_io backends
- * without async_work (raft's in-memory fixture). */
-static int fsm_snapshot_finalize(struct raft_fsm *rf, struct raft_buffer *bufs[],
-                                 unsigned *n_bufs);
-
-static int fsm_snapshot_sync(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n_bufs)
-{
-    int rv = fsm_snapshot(rf, bufs, n_bufs);
-    if (rv != 0) {
-        return rv;
-    }
-    rv = fsm_snapshot_async(rf, bufs, n_bufs);
-    if (rv != 0) {
-        fsm_snapshot_finalize(rf, bufs, n_bufs);
-    }
-    return rv;
-}
-
-void fsm_use_sync_snapshots(struct fsm *f)
-{
-    f->raft_fsm.version = 2;
-    f->raft_fsm.snapshot = fsm_snapshot_sync;
-    f->raft_fsm.snapshot_async = NULL;
-}
-
-static int fsm_snapshot_finalize(struct raft_fsm *rf, struct raft_buffer *bufs[],
-                                 unsigned *n_bufs)
-{
-    struct fsm *f = rf->data;
-    if (f->reader_busy) {
-        if (*bufs != NULL && *n_bufs == 2) {
-            log_info("snapshot at index %llu, seq %llu, %zu bytes, %llu ms",
-                     (unsigned long long)f->snap_index, (unsigned long long)f->snap_seq,
-                     (*bufs)[1].len, (unsigned long long)(util_mono_ms() - f->snap_started));
-            if (f->snapshot_auto) {
-                raft_set_snapshot_threshold(f->raft, fsm_snapshot_threshold_for((*bufs)[1].len));
-            }
-        } else {
-            log_warn("snapshot at index %llu failed: %s", (unsigned long long)f->snap_index,
-                     f->store->reader_errmsg);
-        }
-        store_reader_end(f->store);
-        f->reader_busy = 0;
-    }
-    if (*bufs != NULL) {
-        raft_free((*bufs)[0].base);
-        if (*n_bufs == 2) {
-            store_image_free((*bufs)[1].base);
-        }
-        raft_free(*bufs);
-    }
-    *bufs = NULL;
-    *n_bufs = 0;
-    return 0;
-}
-
-static int fsm_restore(struct raft_fsm *rf, struct raft_buffer *buf)
-{
-    struct fsm *f = rf->data;
-    const uint8_t *p = buf->base;
-    uint64_t index, seq;
-    int rv = 0;
-
-    if (buf->len < SNAPSHOT_HEADER || get_u64(p) != SNAPSHOT_MAGIC) {
-        log_error("restore: not a snapshot of ours");
-        return RAFT_MALFORMED;
-    }
-    index = get_u64(p + 8);
-    seq = get_u64(p + 16);
-    fsm_flush(f);
-    if (index <= f->applied_index) {
-        /* Startup: our database is already at or past the snapshot. */
-        log_info("restore: database at index %llu already covers snapshot at %llu",
-                 (unsigned long long)f->applied_index, (unsigned long long)index);
-    } else if (store_replace(f->store, p + SNAPSHOT_HEADER, buf->len - SNAPSHOT_HEADER) != 0) {
-        log_error("restore: %s", f->store->errmsg);
-        rv = RAFT_IOERR;
-    } else {
-        store_meta_get_applied(f->store, &f->applied_index, &f->last_seq);
-        log_info("restored snapshot at index %llu, seq %llu", (unsigned long long)index,
-                 (unsigned long long)seq);
-        if (f->observer.on_restore != NULL) {
-            f->observer.on_restore(f->observer.data, f->last_seq);
-        }
-    }
-    if (rv == 0) {
-        raft_free(buf->base);
-    }
-    return rv;
-}
-
 int fsm_init(struct fsm *f, struct store *store)
 {
     memset(f, 0, sizeof *f);
     f->store = store;
-    f->raft_fsm.version = 3;
-    f->raft_fsm.snapshot_async = fsm_snapshot_async;
     f->raft_fsm.data = f;
     f->raft_fsm.apply = fsm_apply;
-    f->raft_fsm.snapshot = fsm_snapshot;
-    f->raft_fsm.snapshot_finalize = fsm_snapshot_finalize;
-    f->raft_fsm.restore = fsm_restore;
+    fsm_snapshot_setup(f);
     store_meta_get_applied(store, &f->applied_index, &f->last_seq);
+    f->committed_index = f->applied_index;
+    f->committed_seq = f->last_seq;
+    f->retry_ms = FSM_RETRY_MS;
     f->idempotency_keep = 100000;
     f->idempotency_keep_ms = 24LL * 3600 * 1000;
     buf_init(&f->result.body);

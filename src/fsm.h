@@ -50,8 +50,10 @@ struct fsm {
     struct raft *raft;      /* to learn each entry's index; set before start */
     struct store *store;
     struct fsm_observer observer;
-    uint64_t applied_index; /* mirrors meta.applied_index */
-    uint64_t last_seq;      /* mirrors meta.last_seq */
+    uint64_t applied_index; /* applied here, committed to SQLite or not */
+    uint64_t last_seq;      /* the last event applied */
+    uint64_t committed_index; /* what the database holds (meta row) */
+    uint64_t committed_seq;
     uint64_t idempotency_keep;     /* keys kept at least (count) */
     int64_t idempotency_keep_ms;   /* keys kept at least (age) */
     struct fsm_result result;
@@ -62,10 +64,21 @@ struct fsm {
     /* Deferred apply: raft's apply callback only queues the entry, and the
      * node applies the queue once per loop iteration (fsm_flush). Raft sends
      * a follower's AppendEntries result after its apply callback returns, so
-     * the read model stays off the commit path. */
+     * the read model stays off the commit path. Entries stay queued until
+     * the transaction holding their effects commits: [0, pending_off) are
+     * applied in the open transaction, the rest not yet. */
     int defer;
     struct buf pending;
     size_t pending_off;
+    /* A write to the read model failed (a full disk, an I/O error): the
+     * open transaction was rolled back and the entries it held are applied
+     * again every retry_ms until a commit succeeds. Meanwhile the node
+     * serves reads of the last committed state and refuses commands. Only
+     * with deferred apply: without it, a failure is permanent. */
+    int failed;
+    uint64_t retry_at;      /* monotonic ms of the next try */
+    unsigned retry_ms;
+    char errmsg[320];       /* why it failed */
     int in_tx;
     unsigned tx_entries;
     uint64_t tx_began_ms;   /* monotonic */
@@ -88,12 +101,30 @@ void fsm_close(struct fsm *f);
 void fsm_use_sync_snapshots(struct fsm *f);
 
 /* Apply the deferred entries and commit the open read-model transaction,
- * if any. The node calls it once per loop iteration; snapshot, restore and
- * close call it too. */
+ * if any. Snapshot, restore, close and the node's commit pacing call it.
+ * Returns 0, or -1 while the read model cannot be written (fsm_failed). */
 int fsm_flush(struct fsm *f);
 
-/* Apply the deferred entries (in the open transaction, not committed). */
+/* Apply the deferred entries (in the open transaction, not committed).
+ * Once per loop iteration; while failed, it retries when due. */
 void fsm_apply_pending(struct fsm *f);
+
+/* Whether the read model cannot be written now; then f->errmsg says why. */
+int fsm_failed(const struct fsm *f);
+
+/* Queue the entry @buf (copied) at @index for fsm_apply_pending: what
+ * raft's apply callback does with deferred apply. Returns 0, or -1 when out
+ * of memory. */
+int fsm_queue_entry(struct fsm *f, const struct raft_buffer *buf, uint64_t index);
+
+/* Drop queued entries (a snapshot is replacing the database). */
+void fsm_forget_pending(struct fsm *f);
+
+/* Read the applied index and seq back from a replaced database. */
+void fsm_reload(struct fsm *f);
+
+/* Set raft_fsm's snapshot and restore methods (fsm_snapshot.c). */
+void fsm_snapshot_setup(struct fsm *f);
 
 /* Queue committed entries in raft's apply callback and apply them in
  * fsm_flush (see struct fsm). Call before raft starts. */
@@ -106,7 +137,8 @@ unsigned fsm_snapshot_threshold_for(size_t snapshot_bytes);
  * entries still queued by a deferred apply do not count. */
 uint64_t fsm_applied_raft_index(const struct fsm *f);
 
-/* Apply one framed entry at @index (for tests and for the raft callback). */
+/* Apply one framed entry at @index (for tests and for the raft callback).
+ * Returns 0, or -1 when the read model could not be written (fsm_failed). */
 int fsm_apply_entry(struct fsm *f, const struct raft_buffer *buf, uint64_t index);
 
 #endif

@@ -1,5 +1,6 @@
 #include "submit.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -273,9 +274,41 @@ static void send_or_park(struct submit_op *op)
     }
 }
 
+/* The read model cannot be written: this node cannot answer a command
+ * (it answers once it has applied it), so it says so at once. */
+static void answer_read_model_failed(struct submit *s, submit_cb cb, void *data)
+{
+    char message[sizeof s->fsm->errmsg + 96];
+    struct submit_result r;
+    struct buf b;
+    snprintf(message, sizeof message,
+             "this node cannot write its read model now (%s); retry on another node",
+             s->fsm->errmsg);
+    buf_init(&b);
+    memset(&r, 0, sizeof r);
+    r.status = 503;
+    r.retry = 1;
+    if (err_write_body(&b, ERR_UNAVAILABLE, message, NULL) == 0) {
+        r.body = b.data;
+        r.len = b.len;
+    } else {
+        r.body = "{}";
+        r.len = 2;
+    }
+    cb(data, &r);
+    buf_free(&b);
+}
+
 void submit_entry(struct submit *s, struct raft_buffer buf, submit_cb cb, void *data)
 {
-    struct submit_op *op = op_new(s, SUBMIT_ENTRY, cb, data);
+    struct submit_op *op;
+
+    if (fsm_failed(s->fsm)) {
+        raft_free(buf.base);
+        answer_read_model_failed(s, cb, data);
+        return;
+    }
+    op = op_new(s, SUBMIT_ENTRY, cb, data);
     if (op == NULL) {
         raft_free(buf.base);
         answer_refused(s, cb, data);

@@ -118,3 +118,12 @@ long long harness_scalar(struct harness *h, const char *sql)
     sqlite3_finalize(s);
     return v;
 }
+
+void harness_exec(struct harness *h, const char *sql)
+{
+    char *err = NULL;
+    if (sqlite3_exec(h->store.db, sql, NULL, NULL, &err) != SQLITE_OK) {
+        fprintf(stderr, "harness_exec %s: %s\n", sql, err ? err : "?");
+        exit(2);
+    }
+}

@@ -34,4 +34,7 @@ int harness_entry(const char *command, const char *json, const char *id, const c
 /* Count rows of a SQL query's first column (for assertions). */
 long long harness_scalar(struct harness *h, const char *sql);
 
+/* Run @sql on the store's connection (exits on error). */
+void harness_exec(struct harness *h, const char *sql);
+
 #endif

@@ -1,5 +1,6 @@
 /* The FSM: one transaction per entry with its index, idempotency, restart
  * without double apply, snapshot and restore. */
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "apply.h"
@@ -199,6 +200,82 @@ static void test_restore_rejects_foreign_bytes(void)
 /* The automatic snapshot threshold: never below the minimum, then about
  * one entry per 256 bytes of snapshot (so its copy costs ~256 bytes per
  * entry), and capped so raft's in-memory log stays bounded. */
+static int observed;
+
+static void count_commit(void *data, const struct domain_event *events, unsigned n,
+                         uint64_t last_seq)
+{
+    (void)data;
+    (void)events;
+    (void)n;
+    (void)last_seq;
+    observed++;
+}
+
+static void queue(struct harness *h, const char *name, uint64_t index)
+{
+    struct raft_buffer buf;
+    char json[600], id[16];
+    snprintf(json, sizeof json, "{\"Parent\":\"root\",\"Name\":\"%s\"}", name);
+    snprintf(id, sizeof id, "d%llu", (unsigned long long)index);
+    harness_entry("directory.Create", json, id, NULL, h->time_ms, &buf);
+    CHECK_INT(fsm_queue_entry(&h->fsm, &buf, index), 0);
+    raft_free(buf.base);
+}
+
+/* The disk under the read model fills up (SQLite's page limit stands in for
+ * it): the transaction rolls back whole, the node refuses snapshots (raft
+ * would drop entries the database lacks) and retries; with room again every
+ * entry is applied exactly once, in order. */
+static void test_write_failure_rolls_back_and_recovers(void)
+{
+    struct harness h;
+    struct raft_buffer *bufs = NULL;
+    unsigned n_bufs = 0;
+    char name[300], sql[64];
+    uint64_t i;
+
+    harness_open(&h);
+    fsm_defer_apply(&h.fsm);
+    h.fsm.group_commit = 1;
+    h.fsm.retry_ms = 0;
+    h.fsm.observer.on_commit = count_commit;
+    queue(&h, "first", 1);
+    CHECK_INT(fsm_flush(&h.fsm), 0);
+    CHECK_INT(h.fsm.committed_index, 1);
+
+    snprintf(sql, sizeof sql, "PRAGMA max_page_count = %lld",
+             harness_scalar(&h, "PRAGMA page_count"));
+    harness_exec(&h, sql);
+    for (i = 2; i <= 200; i++) {
+        snprintf(name, sizeof name, "%0250llu", (unsigned long long)i);
+        queue(&h, name, i);
+    }
+    fsm_apply_pending(&h.fsm);
+    CHECK(fsm_failed(&h.fsm));
+    CHECK_CONTAINS(h.fsm.errmsg, "full");
+    CHECK_INT(h.fsm.applied_index, 1);
+    CHECK_INT(h.fsm.last_seq, 1);
+    CHECK_INT(harness_scalar(&h, "SELECT COUNT(*) FROM directories"), 2);
+    CHECK_INT(fsm_applied_raft_index(&h.fsm), 1);
+    CHECK_INT(h.fsm.raft_fsm.snapshot(&h.fsm.raft_fsm, &bufs, &n_bufs), RAFT_BUSY);
+    CHECK_INT(fsm_flush(&h.fsm), -1); /* still full */
+    CHECK(fsm_failed(&h.fsm));
+
+    harness_exec(&h, "PRAGMA max_page_count = 1073741823");
+    observed = 0;
+    CHECK_INT(fsm_flush(&h.fsm), 0);
+    CHECK(!fsm_failed(&h.fsm));
+    CHECK_INT(observed, 199);
+    CHECK_INT(h.fsm.committed_index, 200);
+    CHECK_INT(harness_scalar(&h, "SELECT idx FROM applied"), 200);
+    CHECK_INT(harness_scalar(&h, "SELECT COUNT(*) FROM directories"), 201);
+    CHECK_INT(harness_scalar(&h, "SELECT COUNT(*) FROM events"), 200);
+    CHECK_INT(harness_scalar(&h, "SELECT MAX(seq) FROM events"), 200);
+    CHECK_INT(h.fsm.pending.len, 0);
+    harness_close(&h);
+}
+
 static void test_automatic_snapshot_threshold(void)
 {
     CHECK_INT(fsm_snapshot_threshold_for(0), FSM_SNAPSHOT_THRESHOLD_MIN);
@@ -212,6 +289,7 @@ static void test_automatic_snapshot_threshold(void)
 int main(void)
 {
     RUN(test_automatic_snapshot_threshold);
+    RUN(test_write_failure_rolls_back_and_recovers);
     RUN(test_index_recorded_and_not_reapplied);
     RUN(test_malformed_entry_is_rejected_not_fatal);
     RUN(test_idempotency);
