@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "errors.h"
 #include "log.h"
 #include "store.h"
 #include "util.h"
@@ -39,20 +40,23 @@ static int read_token(const char *path, char *out, size_t size, char *err, size_
     return 0;
 }
 
-int auth_init(struct auth *a, const struct config *config, struct store *store, char *err,
-              size_t err_size)
+int auth_init(struct auth *a, const struct config *config, struct store *store)
 {
+    char *err = a->errmsg;
+    size_t err_size = sizeof a->errmsg;
     char path[CONFIG_PATH_MAX + 16], tmp[CONFIG_PATH_MAX + 24];
     int fd, ok;
 
     a->store = store;
     if (config->token_file[0] != '\0') {
         return read_token(config->token_file, a->admin_token, sizeof a->admin_token, err,
-                          err_size);
+                          err_size) == 0 ? 0 : ERR_UNAVAILABLE;
     }
     snprintf(path, sizeof path, "%s/admin-token", config->data_dir);
     if (access(path, F_OK) == 0) {
-        return read_token(path, a->admin_token, sizeof a->admin_token, err, err_size);
+        return read_token(path, a->admin_token, sizeof a->admin_token, err, err_size) == 0
+                   ? 0
+                   : ERR_UNAVAILABLE;
     }
     util_random_id(a->admin_token, GENERATED_TOKEN_LEN);
     /* Written aside and renamed into place: the file never exists half
@@ -67,7 +71,7 @@ int auth_init(struct auth *a, const struct config *config, struct store *store, 
     if (!ok || rename(tmp, path) != 0) {
         snprintf(err, err_size, "cannot write %s: %s", path, strerror(errno));
         unlink(tmp);
-        return -1;
+        return ERR_UNAVAILABLE;
     }
     log_info("generated an admin token into %s", path);
     return 0;

@@ -14,13 +14,14 @@ struct store;
 struct auth {
     char admin_token[AUTH_TOKEN_MAX];
     struct store *store; /* borrowed: API keys */
+    char errmsg[512];    /* why auth_init failed */
 };
 
 /* Load the admin token (generating it on first start when no --token-file
- * is given) and bind @a to @store. Returns 0, or -1 with a one-line
- * message in @err. */
-int auth_init(struct auth *a, const struct config *config, struct store *store, char *err,
-              size_t err_size);
+ * is given) and bind @a to @store. Returns 0, or ERR_UNAVAILABLE (the token
+ * file cannot be read or written, or is too short) with a one-line
+ * a->errmsg. */
+int auth_init(struct auth *a, const struct config *config, struct store *store);
 
 /* Whether the Authorization header value @authorization (NULL: absent)
  * carries the admin token. */

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "errors.h"
 #include "log.h"
 #include "util.h"
 
@@ -170,7 +171,7 @@ void cluster_after_iteration(struct cluster *c)
 }
 
 int cluster_start(struct cluster *c, uv_loop_t *loop, const struct config *config,
-                  struct fsm *fsm, char *err, size_t err_size)
+                  struct fsm *fsm)
 {
     struct raft_configuration conf;
     unsigned i;
@@ -182,8 +183,8 @@ int cluster_start(struct cluster *c, uv_loop_t *loop, const struct config *confi
     c->fsm = fsm;
     snprintf(c->raft_dir, sizeof c->raft_dir, "%s/raft", config->data_dir);
     if (util_mkdir_p(c->raft_dir) != 0) {
-        snprintf(err, err_size, "cannot create %s: %s", c->raft_dir, strerror(errno));
-        return -1;
+        snprintf(c->errmsg, sizeof c->errmsg, "cannot create %s: %s", c->raft_dir, strerror(errno));
+        return ERR_INTERNAL;
     }
     {
         char meta[CONFIG_PATH_MAX + 32];
@@ -195,14 +196,14 @@ int cluster_start(struct cluster *c, uv_loop_t *loop, const struct config *confi
     }
     rv = transport_init(&c->transport, loop);
     if (rv != 0) {
-        snprintf(err, err_size, "raft transport: %s", raft_strerror(rv));
-        return -1;
+        snprintf(c->errmsg, sizeof c->errmsg, "raft transport: %s", raft_strerror(rv));
+        return ERR_INTERNAL;
     }
     rv = raft_uv_init(&c->io, loop, c->raft_dir, &c->transport.outer);
     if (rv != 0) {
-        snprintf(err, err_size, "raft storage in %s: %s", c->raft_dir, c->io.errmsg);
+        snprintf(c->errmsg, sizeof c->errmsg, "raft storage in %s: %s", c->raft_dir, c->io.errmsg);
         transport_close(&c->transport);
-        return -1;
+        return ERR_INTERNAL;
     }
     /* A corrupt segment must stop the node with a clear message rather than
      * be renamed away with the entries in it. */
@@ -218,10 +219,10 @@ int cluster_start(struct cluster *c, uv_loop_t *loop, const struct config *confi
     }
     rv = raft_init(&c->raft, &c->io, &fsm->raft_fsm, config->id, config->raft);
     if (rv != 0) {
-        snprintf(err, err_size, "raft init: %s", raft_errmsg(&c->raft));
+        snprintf(c->errmsg, sizeof c->errmsg, "raft init: %s", raft_errmsg(&c->raft));
         raft_uv_close(&c->io);
         transport_close(&c->transport);
-        return -1;
+        return ERR_INTERNAL;
     }
     fsm->raft = &c->raft;
     raft_set_election_timeout(&c->raft, 1000);
@@ -264,12 +265,12 @@ int cluster_start(struct cluster *c, uv_loop_t *loop, const struct config *confi
     }
     raft_configuration_close(&conf);
     if (rv != 0) {
-        snprintf(err, err_size, "raft bootstrap: %s", raft_errmsg(&c->raft));
+        snprintf(c->errmsg, sizeof c->errmsg, "raft bootstrap: %s", raft_errmsg(&c->raft));
         goto err_raft;
     }
     rv = raft_start(&c->raft);
     if (rv != 0) {
-        snprintf(err, err_size, "raft start: %s", raft_errmsg(&c->raft));
+        snprintf(c->errmsg, sizeof c->errmsg, "raft start: %s", raft_errmsg(&c->raft));
         goto err_raft;
     }
     raft_set_heartbeat_timeout(&c->raft, CLUSTER_HEARTBEAT_MS);
@@ -282,7 +283,7 @@ int cluster_start(struct cluster *c, uv_loop_t *loop, const struct config *confi
 
 err_raft:
     /* raft_close is asynchronous; the caller exits after reporting. */
-    return -1;
+    return ERR_INTERNAL;
 }
 
 int cluster_is_leader(struct cluster *c)
@@ -329,10 +330,10 @@ const char *cluster_role(struct cluster *c)
 int cluster_submit(struct cluster *c, struct raft_apply *req, const struct raft_buffer *bufs,
                    unsigned n, raft_apply_cb cb)
 {
-    if (c->closing) {
-        return RAFT_SHUTDOWN;
+    if (c->closing || raft_apply(&c->raft, req, bufs, n, cb) != 0) {
+        return ERR_UNAVAILABLE;
     }
-    return raft_apply(&c->raft, req, bufs, n, cb);
+    return 0;
 }
 
 struct barrier_member {
@@ -351,17 +352,17 @@ int cluster_barrier_join(struct cluster *c, cluster_barrier_done cb, void *data)
     struct barrier_member m = {cb, data};
 
     if (c->closing) {
-        return RAFT_SHUTDOWN;
+        return ERR_UNAVAILABLE;
     }
     if (g == NULL) {
         g = calloc(1, sizeof *g);
         if (g == NULL) {
-            return RAFT_NOMEM;
+            return ERR_INTERNAL;
         }
         buf_init(&g->members);
         c->barrier_group = g;
     }
-    return buf_append(&g->members, &m, sizeof m) == 0 ? 0 : RAFT_NOMEM;
+    return buf_append(&g->members, &m, sizeof m) == 0 ? 0 : ERR_INTERNAL;
 }
 
 static void barrier_group_finish(struct barrier_group *g, int status, uint64_t index)

@@ -40,12 +40,14 @@ struct cluster {
     char raft_dir[CONFIG_PATH_MAX + 16];
     int pristine; /* the raft directory held no state at start */
     struct barrier_group *barrier_group; /* see cluster_barrier_join */
+    char errmsg[512];            /* why cluster_start failed */
 };
 
 /* Set up raft over @fsm with data under config->data_dir/raft, bootstrap on a
- * pristine directory, and start. Returns 0 or -1 with a message in @err. */
+ * pristine directory, and start. Returns 0, or ERR_INTERNAL with c->errmsg
+ * set. */
 int cluster_start(struct cluster *c, uv_loop_t *loop, const struct config *config,
-                  struct fsm *fsm, char *err, size_t err_size);
+                  struct fsm *fsm);
 
 /* Whether this node is the raft leader now. */
 int cluster_is_leader(struct cluster *c);
@@ -62,8 +64,8 @@ const char *cluster_role(struct cluster *c);
 /* Append the @n buffers of @bufs (raft_malloc'ed; taken on success) as
  * consecutive command entries; req->index is then the first one's index.
  * @req must stay valid until @cb fires, which raft does once, right after
- * the first entry is applied (or when the entries are lost). Returns 0 or a
- * RAFT_* error. */
+ * the first entry is applied (or when the entries are lost). Returns 0, or
+ * ERR_UNAVAILABLE when raft does not take them (not the leader, closing). */
 int cluster_submit(struct cluster *c, struct raft_apply *req, const struct raft_buffer *bufs,
                    unsigned n, raft_apply_cb cb);
 
@@ -74,7 +76,9 @@ int cluster_submit(struct cluster *c, struct raft_apply *req, const struct raft_
  * barrier committed in the current term after a request arrived confirms
  * this node's leadership for that request and covers everything committed
  * before it, so linearizable reads need one log entry per iteration, not
- * one each. Returns 0, or a RAFT_* error and @cb is not called. */
+ * one each. Returns 0, or ERR_UNAVAILABLE (closing) or ERR_INTERNAL (out of
+ * memory), and @cb is not called. The callback's status is raft's (0 or a
+ * RAFT_* code). */
 typedef void (*cluster_barrier_done)(void *data, int status, uint64_t index);
 int cluster_barrier_join(struct cluster *c, cluster_barrier_done cb, void *data);
 

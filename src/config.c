@@ -207,7 +207,9 @@ static int config_set(struct config *c, const char *key, const char *value,
     if (strcmp(key, "token-file") == 0) {
         return copy_str(c->token_file, sizeof c->token_file, value, key, err, err_size);
     }
-    if (strcmp(key, "retention-holds-subscriptions") == 0) {
+    /* --retention-holds-subscriptions is the flag's first name, still taken */
+    if (strcmp(key, "retain-holds-subscriptions") == 0 ||
+        strcmp(key, "retention-holds-subscriptions") == 0) {
         if (strcmp(value, "true") == 0 || strcmp(value, "1") == 0) {
             c->retain_holds_subscriptions = 1;
         } else if (strcmp(value, "false") == 0 || strcmp(value, "0") == 0) {
@@ -317,7 +319,7 @@ static int config_read_file(struct config *c, const char *path, char *err, size_
     return 0;
 }
 
-int config_parse(struct config *c, int argc, char **argv, char *err, size_t err_size)
+static int parse_args(struct config *c, int argc, char **argv, char *err, size_t err_size)
 {
     const char *config_file = NULL;
     int i;
@@ -390,4 +392,14 @@ int config_parse(struct config *c, int argc, char **argv, char *err, size_t err_
         }
     }
     return resolve_http_advertise(c, err, err_size);
+}
+
+int config_parse(struct config *c, int argc, char **argv, struct err *e)
+{
+    e->code = ERR_OK;
+    e->message[0] = '\0';
+    if (parse_args(c, argc, argv, e->message, sizeof e->message) != 0) {
+        e->code = ERR_BAD_REQUEST;
+    }
+    return (int)e->code;
 }

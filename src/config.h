@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "errors.h"
+
 #define CONFIG_MAX_MEMBERS 16
 #define CONFIG_ADDR_MAX 128
 #define CONFIG_PATH_MAX 1024
@@ -40,8 +42,8 @@ void config_defaults(struct config *c);
 /* Parse argv (and the --config file it names; flags win over the file).
  * Without --http-advertise, the announced HTTP address is --http, or, when
  * --http binds every interface (0.0.0.0), --raft's host with --http's port.
- * Returns 0, or -1 with a one-line message in @err. */
-int config_parse(struct config *c, int argc, char **argv, char *err, size_t err_size);
+ * Returns 0, or ERR_BAD_REQUEST with a one-line message in @e. */
+int config_parse(struct config *c, int argc, char **argv, struct err *e);
 
 /* Split "HOST:PORT" into @host (at least CONFIG_ADDR_MAX bytes) and @port.
  * Returns 0 or -1. */

@@ -320,7 +320,7 @@ static void on_accept(uv_stream_t *listener, int status)
 }
 
 int http_start(struct http_server *s, uv_loop_t *loop, const char *addr,
-               const struct http_deps *deps, char *err, size_t err_size)
+               const struct http_deps *deps)
 {
     h2o_hostconf_t *hostconf;
     h2o_pathconf_t *pathconf;
@@ -338,8 +338,8 @@ int http_start(struct http_server *s, uv_loop_t *loop, const char *addr,
     s->applied_seq = deps->applied_seq;
     queue_init(&s->conns);
     if (config_split_addr(addr, host, &port) != 0 || uv_ip4_addr(host, port, &sin) != 0) {
-        snprintf(err, err_size, "--http: '%s' is not an IPv4 HOST:PORT", addr);
-        return -1;
+        snprintf(s->errmsg, sizeof s->errmsg, "--http: '%s' is not an IPv4 HOST:PORT", addr);
+        return ERR_UNAVAILABLE;
     }
     h2o_config_init(&s->config);
     s->config.max_request_entity_size = H2O_ENTITY_LIMIT;
@@ -363,9 +363,9 @@ int http_start(struct http_server *s, uv_loop_t *loop, const char *addr,
         rv = uv_listen((uv_stream_t *)&s->listener, 1024, on_accept);
     }
     if (rv != 0) {
-        snprintf(err, err_size, "--http %s: %s", addr, uv_strerror(rv));
+        snprintf(s->errmsg, sizeof s->errmsg, "--http %s: %s", addr, uv_strerror(rv));
         uv_close((uv_handle_t *)&s->listener, NULL);
-        return -1;
+        return ERR_UNAVAILABLE;
     }
     s->listening = 1;
     return 0;

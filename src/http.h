@@ -58,6 +58,7 @@ struct http_server {
     int ending;                     /* http_shutdown was called */
     uv_timer_t finish;              /* disposes h2o once no connection is left */
     void (*shutdown_cb)(struct http_server *s);
+    char errmsg[256];               /* why http_start failed */
 };
 
 /* What http_start needs besides the address; all borrowed. */
@@ -70,9 +71,10 @@ struct http_deps {
     const uint64_t *applied_seq;
 };
 
-/* Listen on @addr (HOST:PORT). Returns 0 or -1 with a message in @err. */
+/* Listen on @addr (HOST:PORT). Returns 0, or ERR_UNAVAILABLE (a bad or
+ * busy address) with s->errmsg set. */
 int http_start(struct http_server *s, uv_loop_t *loop, const char *addr,
-               const struct http_deps *deps, char *err, size_t err_size);
+               const struct http_deps *deps);
 
 /* Stop accepting new connections (the close completes on the loop). */
 void http_stop_listening(struct http_server *s);

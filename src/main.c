@@ -14,7 +14,7 @@ static void usage(FILE *out)
             "usage: varastod [--id N] [--data-dir DIR] [--raft HOST:PORT] [--http HOST:PORT]\n"
             "                [--http-advertise HOST:PORT]\n"
             "                [--cluster ID=HOST:PORT,...] [--join URL] [--token-file FILE]\n"
-            "                [--retain-events N] [--retention-holds-subscriptions true|false]\n"
+            "                [--retain-events N] [--retain-holds-subscriptions true|false]\n"
             "                [--snapshot-threshold N (default: automatic)] [--config FILE]\n"
             "                [--log-level debug|info|warn|error]\n");
 }
@@ -22,7 +22,7 @@ static void usage(FILE *out)
 int main(int argc, char **argv)
 {
     struct config config;
-    char err[512];
+    struct err err;
     int i;
 
     for (i = 1; i < argc; i++) {
@@ -49,8 +49,8 @@ int main(int argc, char **argv)
     mallopt(M_TOP_PAD, 16 * 1024 * 1024);
     mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
     config_defaults(&config);
-    if (config_parse(&config, argc, argv, err, sizeof err) != 0) {
-        fprintf(stderr, "varastod: %s (see varastod --help)\n", err);
+    if (config_parse(&config, argc, argv, &err) != 0) {
+        fprintf(stderr, "varastod: %s (see varastod --help)\n", err.message);
         return 2;
     }
     return node_run(&config);

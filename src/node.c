@@ -271,7 +271,6 @@ int node_run(const struct config *config)
 {
     static struct node node; /* one per process; reachable for leak checks */
     struct http_deps deps;
-    char err[512];
     char path[CONFIG_PATH_MAX + 32];
 
     memset(&node, 0, sizeof node);
@@ -288,8 +287,8 @@ int node_run(const struct config *config)
         fprintf(stderr, "varastod: %s\n", node.store.errmsg);
         return 1;
     }
-    if (auth_init(&node.auth, config, &node.store, err, sizeof err) != 0) {
-        return fail(&node, err);
+    if (auth_init(&node.auth, config, &node.store) != 0) {
+        return fail(&node, node.auth.errmsg);
     }
     uv_loop_init(&node.loop);
     fsm_init(&node.fsm, &node.store);
@@ -337,11 +336,11 @@ int node_run(const struct config *config)
         .reads = &node.reads,
         .applied_seq = &node.fsm.last_seq,
     };
-    if (http_start(&node.http, &node.loop, config->http, &deps, err, sizeof err) != 0) {
-        return fail(&node, err);
+    if (http_start(&node.http, &node.loop, config->http, &deps) != 0) {
+        return fail(&node, node.http.errmsg);
     }
-    if (cluster_start(&node.cluster, &node.loop, config, &node.fsm, err, sizeof err) != 0) {
-        return fail(&node, err);
+    if (cluster_start(&node.cluster, &node.loop, config, &node.fsm) != 0) {
+        return fail(&node, node.cluster.errmsg);
     }
     membership_start(&node.membership, &node.loop, config, &node.cluster, &node.store,
                      &node.submit, &node.forward, node.cluster.pristine);

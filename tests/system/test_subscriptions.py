@@ -139,7 +139,7 @@ def test_websocket_stream_and_acks(s):
 
 
 def test_retention_past_subscriptions_when_told(s):
-    n = s.node(extra=["--retain-events", "50", "--retention-holds-subscriptions", "false"])
+    n = s.node(extra=["--retain-events", "50", "--retain-holds-subscriptions", "false"])
     expect(n.command("subscription.Create", {"Name": "laggard"}), 200)
     for i in range(400):
         expect(n.command("directory.Create", {"Parent": "root", "Name": "a%d" % i}), 200)

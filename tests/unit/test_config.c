@@ -6,8 +6,16 @@
 
 static int parse(struct config *c, char *err, int argc, char **argv)
 {
+    struct err e;
+    int rv;
     config_defaults(c);
-    return config_parse(c, argc, argv, err, 256);
+    rv = config_parse(c, argc, argv, &e);
+    snprintf(err, 256, "%s", e.message);
+    if (rv != 0) {
+        CHECK_INT(rv, ERR_BAD_REQUEST);
+        return -1;
+    }
+    return 0;
 }
 
 static void test_defaults(void)
@@ -87,11 +95,16 @@ static void test_flags(void)
     CHECK_INT(c.retain_events, 1000);
     CHECK_INT(c.retain_holds_subscriptions, 1);
     {
-        char *a[] = {"varastod", "--retention-holds-subscriptions", "false"};
-        char *b[] = {"varastod", "--retention-holds-subscriptions", "maybe"};
+        char *a[] = {"varastod", "--retain-holds-subscriptions", "false"};
+        char *b[] = {"varastod", "--retain-holds-subscriptions", "maybe"};
+        /* the flag's first name still works */
+        char *old[] = {"varastod", "--retention-holds-subscriptions", "false"};
         CHECK_INT(parse(&c, err, 3, a), 0);
         CHECK_INT(c.retain_holds_subscriptions, 0);
         CHECK_INT(parse(&c, err, 3, b), -1);
+        CHECK_CONTAINS(err, "not true or false");
+        CHECK_INT(parse(&c, err, 3, old), 0);
+        CHECK_INT(c.retain_holds_subscriptions, 0);
     }
 }
 
