@@ -3,7 +3,7 @@ MAKEFLAGS += --no-print-directory
 BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all deps build run run-single test test-asan bench clean
+.PHONY: all deps build run run-single test test-asan test-tsan format format-check bench clean
 
 all: build
 
@@ -31,6 +31,13 @@ test-asan: deps
 	@cd $(BUILD)-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		ctest --output-on-failure -j $(JOBS) --timeout 900
+
+# Source formatting against .clang-format (clang-format 14).
+format-check: deps
+	@./scripts/format-check
+
+format: deps
+	@./scripts/format-check --fix
 
 bench: build
 	@./bench/run-bench $(BUILD)/varastod
