@@ -38,18 +38,21 @@ static void encode(const char *command, const char *payload, struct raft_buffer 
     CHECK_INT(entry_encode(&e, out), 0);
 }
 
+/* A directory.Create message: Parent "root", Name "a" (9 bytes). */
+#define CREATE_PAYLOAD "\n\004root\022\001a"
+
 static void test_round_trip(void)
 {
     struct raft_buffer buf;
     Varasto__Entry *d;
 
-    encode("directory.Create", "\x0a\x04root\x12\x01" "a", &buf);
+    encode("directory.Create", CREATE_PAYLOAD, &buf);
     d = entry_decode(&buf);
     CHECK(d != NULL);
     if (d != NULL) {
         CHECK_STR(d->command, "directory.Create");
         CHECK_INT(d->payload.len, 9);
-        CHECK(memcmp(d->payload.data, "\x0a\x04root\x12\x01" "a", 9) == 0);
+        CHECK(memcmp(d->payload.data, CREATE_PAYLOAD, 9) == 0);
         CHECK_STR(d->idempotencykey, "key-1");
         CHECK_INT(d->has_requesthash, 1);
         CHECK_INT(d->requesthash.len, 32);

@@ -70,8 +70,7 @@ static void written(uv_write_t *req, int status)
 }
 
 /* The value of header @name in the head [p, end), copied to @out. */
-static void header_value(const char *p, const char *end, const char *name, char *out,
-                         size_t size)
+static void header_value(const char *p, const char *end, const char *name, char *out, size_t size)
 {
     size_t n = strlen(name);
     out[0] = '\0';
@@ -321,8 +320,7 @@ static void test_reply_reaches_callback_once(void)
     CHECK_INT(forward_init(&f, &loop, "sekrit-token"), 0);
     memset(&r, 0, sizeof r);
     r.loop = &loop;
-    CHECK_INT(forward_post(&f, addr, "/internal/apply", "entry bytes", 11, 2000, on_reply, &r),
-              0);
+    CHECK_INT(forward_post(&f, addr, "/internal/apply", "entry bytes", 11, 2000, on_reply, &r), 0);
     CHECK(run_until(&loop, &r.calls, GUARD_MS));
     CHECK_INT(r.reply.ok, 1);
     CHECK_INT(r.reply.status, 200);

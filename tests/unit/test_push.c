@@ -35,8 +35,7 @@ struct fixture {
     unsigned backlog_calls;
 };
 
-static void on_commit(void *data, const struct domain_event *events, unsigned n,
-                      uint64_t last_seq)
+static void on_commit(void *data, const struct domain_event *events, unsigned n, uint64_t last_seq)
 {
     struct fixture *f = data;
     push_publish(&f->push, events, n, last_seq);
@@ -274,9 +273,9 @@ static void test_filter_skips_and_advances(void)
     struct push_sub s, none;
     struct buf out;
 
-    create_dirs(&f->h, "a", 3);   /* seq 1-3 */
-    describe_root(&f->h, 2);      /* seq 4-5 */
-    create_dirs(&f->h, "b", 3);   /* seq 6-8 */
+    create_dirs(&f->h, "a", 3); /* seq 1-3 */
+    describe_root(&f->h, 2);    /* seq 4-5 */
+    create_dirs(&f->h, "b", 3); /* seq 6-8 */
     subscribe(&f->push, &s, 0, "directory.Desc", no_wake);
     buf_init(&out);
     CHECK_INT(push_pull(&s, &out), 2);
