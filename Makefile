@@ -3,7 +3,7 @@ MAKEFLAGS += --no-print-directory
 BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all deps build run run-single test test-asan bench clean
+.PHONY: all deps build run run-single test test-asan test-tsan format format-check bench clean
 
 all: build
 
@@ -32,8 +32,23 @@ test-asan: deps
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		ctest --output-on-failure -j $(JOBS) --timeout 900
 
+# The suite under ThreadSanitizer: the loop thread against libuv's thread
+# pool (snapshots, checkpoints). Not part of make test.
+test-tsan: deps
+	@cmake -S . -B $(BUILD)-tsan -DCMAKE_BUILD_TYPE=Debug -DVARASTO_TSAN=ON >/dev/null
+	@cmake --build $(BUILD)-tsan -j $(JOBS)
+	@cd $(BUILD)-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+		ctest --output-on-failure -j $(JOBS) --timeout 900
+
+# Source formatting against .clang-format (clang-format 14).
+format-check: deps
+	@./scripts/format-check
+
+format: deps
+	@./scripts/format-check --fix
+
 bench: build
 	@./bench/run-bench $(BUILD)/varastod
 
 clean:
-	rm -rf $(BUILD) $(BUILD)-asan
+	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-tsan
