@@ -21,6 +21,7 @@ run-single: build
 	@./scripts/run-node $(BUILD)/varastod
 
 test: build
+	@./scripts/format-check
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600
 	@$(MAKE) --no-print-directory test-asan
 

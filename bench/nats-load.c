@@ -518,10 +518,10 @@ static int run_latency(char **argv)
     }
     qsort(from_send.v, from_send.n, sizeof(double), cmp_double);
     qsort(from_ack.v, from_ack.n, sizeof(double), cmp_double);
-    printf("%lu %lu %.3f %.3f %.3f %.3f %.3f %.3f\n", st.seen, k, pct(from_send.v, from_send.n, 0.5),
-           pct(from_send.v, from_send.n, 0.99), pct(from_send.v, from_send.n, 1),
-           pct(from_ack.v, from_ack.n, 0.5), pct(from_ack.v, from_ack.n, 0.99),
-           pct(from_ack.v, from_ack.n, 1));
+    printf("%lu %lu %.3f %.3f %.3f %.3f %.3f %.3f\n", st.seen, k,
+           pct(from_send.v, from_send.n, 0.5), pct(from_send.v, from_send.n, 0.99),
+           pct(from_send.v, from_send.n, 1), pct(from_ack.v, from_ack.n, 0.5),
+           pct(from_ack.v, from_ack.n, 0.99), pct(from_ack.v, from_ack.n, 1));
     return st.seen == k ? 0 : 1;
 }
 

@@ -67,8 +67,7 @@ int api_parse_types(h2o_req_t *req, struct type_filter *filter);
  * subscription name ("" for none). Returns 0, or answers the request (400,
  * 404, 410) and returns -1. */
 int api_stream_start(struct api *api, h2o_req_t *req, int use_last_event_id,
-                     struct type_filter *filter, uint64_t *after, char *subscription,
-                     size_t size);
+                     struct type_filter *filter, uint64_t *after, char *subscription, size_t size);
 
 void api_events_stream(struct api *api, h2o_req_t *req, char **params);
 void api_events_ws(struct api *api, h2o_req_t *req, char **params);

@@ -19,15 +19,14 @@ struct sse_stream {
     struct req_ref ref;
     struct api *api;
     struct push_sub sub;
-    struct buf out;            /* the batch h2o is writing */
+    struct buf out; /* the batch h2o is writing */
     uv_timer_t heartbeat;
     int sending;
-    int ending;                /* the node is stopping: finish after this batch */
+    int ending; /* the node is stopping: finish after this batch */
     int closed;
 };
 
-static void sse_frame(struct buf *out, uint64_t seq, const char *type, const char *json,
-                      size_t len)
+static void sse_frame(struct buf *out, uint64_t seq, const char *type, const char *json, size_t len)
 {
     buf_appendf(out, "id: %llu\nevent: %s\ndata: ", (unsigned long long)seq, type);
     buf_append(out, json, len);
@@ -171,8 +170,7 @@ int api_parse_types(h2o_req_t *req, struct type_filter *filter)
 }
 
 int api_stream_start(struct api *api, h2o_req_t *req, int use_last_event_id,
-                     struct type_filter *filter, uint64_t *after, char *subscription,
-                     size_t size)
+                     struct type_filter *filter, uint64_t *after, char *subscription, size_t size)
 {
     unsigned long long cursor = 0;
     int has_last_event_id = 0;
@@ -202,8 +200,7 @@ int api_stream_start(struct api *api, h2o_req_t *req, int use_last_event_id,
          * Last-Event-ID (what the client has processed) still wins. */
         uint64_t acked;
         if (!store_subscription(api->store, subscription, filter, &acked)) {
-            http_reply_error(req, ERR_NOT_FOUND, "subscription '%s' not found",
-                             subscription);
+            http_reply_error(req, ERR_NOT_FOUND, "subscription '%s' not found", subscription);
             return -1;
         }
         if (!has_last_event_id) {

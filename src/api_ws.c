@@ -27,12 +27,12 @@ struct ws_stream {
     struct api *api;
     struct push_sub sub;
     struct buf out;
-    uv_timer_t timer;        /* pump retries and pings */
+    uv_timer_t timer; /* pump retries and pings */
     uv_timer_t ack_timer;
     uint64_t last_ping;
     char subscription[128];
-    uint64_t acked;          /* highest Ack received */
-    uint64_t ack_sent;       /* highest Ack submitted to the log */
+    uint64_t acked;    /* highest Ack received */
+    uint64_t ack_sent; /* highest Ack submitted to the log */
     int ack_in_flight;
     int closed;
     int handles_open;
@@ -200,7 +200,7 @@ static void on_ws_message(h2o_websocket_conn_t *conn, const struct wslay_event_o
 void api_events_ws(struct api *api, h2o_req_t *req, char **params)
 {
     struct type_filter filter;
-    char name[sizeof ((struct ws_stream *)0)->subscription];
+    char name[sizeof((struct ws_stream *)0)->subscription];
     const char *client_key;
     struct ws_stream *w;
     uint64_t after;

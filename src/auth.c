@@ -50,7 +50,9 @@ int auth_init(struct auth *a, const struct config *config, struct store *store)
     a->store = store;
     if (config->token_file[0] != '\0') {
         return read_token(config->token_file, a->admin_token, sizeof a->admin_token, err,
-                          err_size) == 0 ? 0 : ERR_UNAVAILABLE;
+                          err_size) == 0
+                   ? 0
+                   : ERR_UNAVAILABLE;
     }
     snprintf(path, sizeof path, "%s/admin-token", config->data_dir);
     if (access(path, F_OK) == 0) {

@@ -4,11 +4,10 @@
 #include "log.h"
 #include "store.h"
 
-#define CHECKPOINT_WAL_PAGES 512  /* 2 MiB of WAL at 4 KiB pages */
-#define WAL_CATCH_UP_PAGES 8192   /* 32 MiB */
+#define CHECKPOINT_WAL_PAGES 512 /* 2 MiB of WAL at 4 KiB pages */
+#define WAL_CATCH_UP_PAGES 8192  /* 32 MiB */
 
-void checkpoint_init(struct checkpoint *c, uv_loop_t *loop, struct store *store,
-                     struct fsm *fsm)
+void checkpoint_init(struct checkpoint *c, uv_loop_t *loop, struct store *store, struct fsm *fsm)
 {
     c->loop = loop;
     c->store = store;

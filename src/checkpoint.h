@@ -15,12 +15,11 @@ struct checkpoint {
     struct fsm *fsm;     /* borrowed: shares the reader with snapshots */
     uv_work_t work;
     int running;
-    int stopping;        /* start no more */
+    int stopping;                             /* start no more */
     void (*stopped_cb)(struct checkpoint *c); /* see checkpoint_stop */
 };
 
-void checkpoint_init(struct checkpoint *c, uv_loop_t *loop, struct store *store,
-                     struct fsm *fsm);
+void checkpoint_init(struct checkpoint *c, uv_loop_t *loop, struct store *store, struct fsm *fsm);
 
 /* Start a checkpoint if the WAL is big enough and the reader is free. */
 void checkpoint_maybe_start(struct checkpoint *c);

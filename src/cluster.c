@@ -98,8 +98,7 @@ static void watch_cb(uv_timer_t *t)
 
 /* raft_uv's start, wrapped to keep raft's tick callback, which
  * cluster_after_iteration and the fast timer run between raft_uv's ticks. */
-static int io_start(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick,
-                    raft_io_recv_cb recv)
+static int io_start(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick, raft_io_recv_cb recv)
 {
     struct cluster *c = (struct cluster *)((char *)io - offsetof(struct cluster, io));
     c->tick = tick;
@@ -170,8 +169,7 @@ void cluster_after_iteration(struct cluster *c)
     }
 }
 
-int cluster_start(struct cluster *c, uv_loop_t *loop, const struct config *config,
-                  struct fsm *fsm)
+int cluster_start(struct cluster *c, uv_loop_t *loop, const struct config *config, struct fsm *fsm)
 {
     struct raft_configuration conf;
     unsigned i;

@@ -23,31 +23,30 @@ struct cluster {
     uv_timer_t watch;            /* leadership watch */
     struct raft_barrier barrier; /* commits earlier terms' entries on election */
     int barrier_pending;
-    struct raft_barrier nudge;   /* see cluster_nudge */
+    struct raft_barrier nudge; /* see cluster_nudge */
     int nudge_pending;
     int was_leader;
-    raft_index seen_can_apply;   /* see cluster_after_iteration */
+    raft_index seen_can_apply; /* see cluster_after_iteration */
     uint64_t commit_moved_ms;
-    int fast_heartbeat;          /* fast_tick runs */
+    int fast_heartbeat; /* fast_tick runs */
     uv_timer_t fast_tick;
     int (*io_start)(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick,
                     raft_io_recv_cb recv); /* raft_uv's, wrapped */
-    raft_io_tick_cb tick;        /* raft's tick, to run it early */
+    raft_io_tick_cb tick;                  /* raft's tick, to run it early */
     int closing;
-    int raft_closed;             /* raft closed; raft_uv not yet released */
+    int raft_closed; /* raft closed; raft_uv not yet released */
     uint64_t close_started_ms;
     void (*close_cb)(struct cluster *c);
     char raft_dir[CONFIG_PATH_MAX + 16];
-    int pristine; /* the raft directory held no state at start */
+    int pristine;                        /* the raft directory held no state at start */
     struct barrier_group *barrier_group; /* see cluster_barrier_join */
-    char errmsg[512];            /* why cluster_start failed */
+    char errmsg[512];                    /* why cluster_start failed */
 };
 
 /* Set up raft over @fsm with data under config->data_dir/raft, bootstrap on a
  * pristine directory, and start. Returns 0, or ERR_INTERNAL with c->errmsg
  * set. */
-int cluster_start(struct cluster *c, uv_loop_t *loop, const struct config *config,
-                  struct fsm *fsm);
+int cluster_start(struct cluster *c, uv_loop_t *loop, const struct config *config, struct fsm *fsm);
 
 /* Whether this node is the raft leader now. */
 int cluster_is_leader(struct cluster *c);

@@ -14,17 +14,10 @@ size_t codec_max_string(const char *field_name)
         const char *name;
         size_t max;
     } limits[] = {
-        {"Description", 4096},
-        {"Path", 4096},
-        {"FilesDeleted", 4096},
-        {"Sha256", 64},
-        {"Id", 64},
-        {"Parent", 64},
-        {"ParentDir", 64},
-        {"Directory", 64},
-        {"Collection", 64},
-        {"Collections", 64},
-        {"ID", 128},
+        {"Description", 4096}, {"Path", 4096},    {"FilesDeleted", 4096},
+        {"Sha256", 64},        {"Id", 64},        {"Parent", 64},
+        {"ParentDir", 64},     {"Directory", 64}, {"Collection", 64},
+        {"Collections", 64},   {"ID", 128},
     };
     size_t i;
     for (i = 0; i < sizeof limits / sizeof limits[0]; i++) {
@@ -59,8 +52,7 @@ static void field_path(char *out, size_t size, const char *prefix, const char *n
 }
 
 static int decode_message(const ProtobufCMessageDescriptor *desc, const cJSON *json,
-                          ProtobufCMessage **out, const char *prefix,
-                          struct err *err);
+                          ProtobufCMessage **out, const char *prefix, struct err *err);
 
 /* Decode one scalar or message value of field @f at @dst. */
 static int decode_value(const ProtobufCFieldDescriptor *f, const cJSON *v, void *dst,
@@ -215,8 +207,7 @@ static int decode_field(const ProtobufCFieldDescriptor *f, const cJSON *v, Proto
 }
 
 static int decode_message(const ProtobufCMessageDescriptor *desc, const cJSON *json,
-                          ProtobufCMessage **out, const char *prefix,
-                          struct err *err)
+                          ProtobufCMessage **out, const char *prefix, struct err *err)
 {
     ProtobufCMessage *msg;
     const cJSON *item;
@@ -273,8 +264,8 @@ static int decode_message(const ProtobufCMessageDescriptor *desc, const cJSON *j
     return 0;
 }
 
-int codec_decode(const ProtobufCMessageDescriptor *desc, const cJSON *json,
-                 ProtobufCMessage **out, struct err *err)
+int codec_decode(const ProtobufCMessageDescriptor *desc, const cJSON *json, ProtobufCMessage **out,
+                 struct err *err)
 {
     int rv = decode_message(desc, json, out, "", err);
     if (rv != 0 && *out != NULL) {
@@ -388,13 +379,27 @@ int codec_write_string(struct buf *out, const char *s)
         rv |= buf_append(out, run, (size_t)(s - run));
         esc[0] = '\\';
         switch (c) {
-        case '"': esc[1] = '"'; break;
-        case '\\': esc[1] = '\\'; break;
-        case '\n': esc[1] = 'n'; break;
-        case '\r': esc[1] = 'r'; break;
-        case '\t': esc[1] = 't'; break;
-        case '\b': esc[1] = 'b'; break;
-        case '\f': esc[1] = 'f'; break;
+        case '"':
+            esc[1] = '"';
+            break;
+        case '\\':
+            esc[1] = '\\';
+            break;
+        case '\n':
+            esc[1] = 'n';
+            break;
+        case '\r':
+            esc[1] = 'r';
+            break;
+        case '\t':
+            esc[1] = 't';
+            break;
+        case '\b':
+            esc[1] = 'b';
+            break;
+        case '\f':
+            esc[1] = 'f';
+            break;
         default:
             esc[1] = 'u';
             esc[2] = '0';

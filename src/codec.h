@@ -19,8 +19,8 @@
  * @out (free with protobuf_c_message_free_unpacked(msg, NULL)).
  * Returns 0, or an err_code (ERR_BAD_REQUEST with a message naming the
  * field, ERR_INTERNAL when out of memory) with @err set. */
-int codec_decode(const ProtobufCMessageDescriptor *desc, const cJSON *json,
-                 ProtobufCMessage **out, struct err *err);
+int codec_decode(const ProtobufCMessageDescriptor *desc, const cJSON *json, ProtobufCMessage **out,
+                 struct err *err);
 
 /* Encode @msg as a new cJSON object (caller frees), or NULL when out of
  * memory. */

@@ -111,8 +111,8 @@ static int parse_cluster(struct config *c, const char *list, char *err, size_t e
     return 0;
 }
 
-static int copy_str(char *dst, size_t size, const char *value, const char *key,
-                    char *err, size_t err_size)
+static int copy_str(char *dst, size_t size, const char *value, const char *key, char *err,
+                    size_t err_size)
 {
     if (strlen(value) >= size) {
         snprintf(err, err_size, "--%s: value too long", key);
@@ -159,8 +159,8 @@ static int resolve_http_advertise(struct config *c, char *err, size_t err_size)
 }
 
 /* Apply one setting by its long option name. */
-static int config_set(struct config *c, const char *key, const char *value,
-                      char *err, size_t err_size)
+static int config_set(struct config *c, const char *key, const char *value, char *err,
+                      size_t err_size)
 {
     uint64_t n;
     char host[CONFIG_ADDR_MAX];
@@ -250,9 +250,8 @@ static int config_set(struct config *c, const char *key, const char *value,
                 continue;
             }
             if (parse_u64(value, &n) != 0 || n < numbers[i].min || n > numbers[i].max) {
-                snprintf(err, err_size, "--%s: '%s' is not an integer in %llu..%llu", key,
-                         value, (unsigned long long)numbers[i].min,
-                         (unsigned long long)numbers[i].max);
+                snprintf(err, err_size, "--%s: '%s' is not an integer in %llu..%llu", key, value,
+                         (unsigned long long)numbers[i].min, (unsigned long long)numbers[i].max);
                 return -1;
             }
             if (numbers[i].offset == offsetof(struct config, retain_events)) {
@@ -307,8 +306,7 @@ static int config_read_file(struct config *c, const char *path, char *err, size_
         *eq = '\0';
         value = trim(eq + 1);
         key = trim(key);
-        if (strcmp(key, "config") == 0 ||
-            config_set(c, key, value, sub, sizeof sub) != 0) {
+        if (strcmp(key, "config") == 0 || config_set(c, key, value, sub, sizeof sub) != 0) {
             snprintf(err, err_size, "%s:%u: %s", path, lineno,
                      strcmp(key, "config") == 0 ? "'config' cannot be nested" : sub);
             fclose(f);

@@ -29,10 +29,10 @@ struct config {
     unsigned n_members; /* 0: no --cluster given */
     uint64_t retain_events;
     int retain_holds_subscriptions; /* durable cursors hold back pruning */
-    unsigned snapshot_threshold;  /* raft entries between snapshots; 0: automatic */
-    unsigned heartbeat_ms;        /* idle comment interval on event streams */
-    unsigned min_seq_timeout_ms;  /* default wait for ?min_seq */
-    unsigned command_timeout_ms;  /* how long a command may wait for commit */
+    unsigned snapshot_threshold;    /* raft entries between snapshots; 0: automatic */
+    unsigned heartbeat_ms;          /* idle comment interval on event streams */
+    unsigned min_seq_timeout_ms;    /* default wait for ?min_seq */
+    unsigned command_timeout_ms;    /* how long a command may wait for commit */
     int log_level;
 };
 

@@ -17,10 +17,10 @@ struct consistency_wait {
     consistency_cb cb;
     void *data;
     uint64_t min_seq;
-    uint64_t min_index;   /* a read index to apply first */
+    uint64_t min_index; /* a read index to apply first */
     uv_timer_t timer;
-    int index_pending;    /* a barrier or read-index request holds @w */
-    int timer_open;       /* 1 open, 2 closing, 0 closed */
+    int index_pending; /* a barrier or read-index request holds @w */
+    int timer_open;    /* 1 open, 2 closing, 0 closed */
     int finished;
     struct consistency_wait *prev, *next;
 };
@@ -158,8 +158,7 @@ static void read_index_cb(void *data, const struct forward_reply *reply)
 
 /* Add @w to this iteration's read-index request to the leader at
  * @http_addr. Returns 0 or -1 (out of memory). */
-static int read_index_join(struct consistency *c, struct consistency_wait *w,
-                           const char *http_addr)
+static int read_index_join(struct consistency *c, struct consistency_wait *w, const char *http_addr)
 {
     struct read_index_group *g = c->group;
 
@@ -197,8 +196,8 @@ void consistency_flush(struct consistency *c)
     }
 }
 
-enum consistency_status consistency_start(struct consistency *c, uint64_t min_seq,
-                                          int linearizable, consistency_cb cb, void *data,
+enum consistency_status consistency_start(struct consistency *c, uint64_t min_seq, int linearizable,
+                                          consistency_cb cb, void *data,
                                           struct consistency_wait **wait)
 {
     struct consistency_wait *w;

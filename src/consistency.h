@@ -32,14 +32,14 @@ typedef void (*consistency_cb)(void *data, enum consistency_status status);
 
 struct consistency {
     uv_loop_t *loop;
-    struct fsm *fsm;          /* borrowed: what is applied */
-    struct cluster *cluster;  /* borrowed: barriers */
-    struct route *route;      /* borrowed: where the leader is */
-    struct forward *forward;  /* borrowed: read-index requests */
+    struct fsm *fsm;         /* borrowed: what is applied */
+    struct cluster *cluster; /* borrowed: barriers */
+    struct route *route;     /* borrowed: where the leader is */
+    struct forward *forward; /* borrowed: read-index requests */
     unsigned timeout_ms;
-    struct consistency_wait *waits;   /* waiting reads */
-    struct read_index_group *group;   /* this iteration's read-index request */
-    int closed;                       /* consistency_close was called */
+    struct consistency_wait *waits; /* waiting reads */
+    struct read_index_group *group; /* this iteration's read-index request */
+    int closed;                     /* consistency_close was called */
 };
 
 /* Bind @c to the node's modules (all borrowed); waits end after @timeout_ms. */
@@ -51,8 +51,8 @@ void consistency_init(struct consistency *c, uv_loop_t *loop, struct fsm *fsm,
  * @linearizable, a read index. Returns READY (no wait, no callback),
  * NO_LEADER, UNAVAILABLE or NO_MEMORY (no callback), or WAITING: then
  * *@wait identifies the wait and @cb fires once. */
-enum consistency_status consistency_start(struct consistency *c, uint64_t min_seq,
-                                          int linearizable, consistency_cb cb, void *data,
+enum consistency_status consistency_start(struct consistency *c, uint64_t min_seq, int linearizable,
+                                          consistency_cb cb, void *data,
                                           struct consistency_wait **wait);
 
 /* The reader is gone: no callback for @wait any more. */

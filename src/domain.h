@@ -21,22 +21,22 @@ struct domain_event {
 /* What apply needs from the log entry, and what it produces. */
 struct domain_ctx {
     struct store *store;
-    int64_t time_ms;            /* when the accepting node took the command */
-    const char *generated_id;   /* for commands that create an entity */
-    const uint8_t *token_hash;  /* apikey.Create: 32 bytes */
-    uint64_t seq;               /* last event seq; advanced by domain_emit */
+    int64_t time_ms;           /* when the accepting node took the command */
+    const char *generated_id;  /* for commands that create an entity */
+    const uint8_t *token_hash; /* apikey.Create: 32 bytes */
+    uint64_t seq;              /* last event seq; advanced by domain_emit */
     /* Events emitted by this command, in order. */
     struct domain_event *events;
     unsigned n_events;
     unsigned cap_events;
-    struct err err;             /* set when apply rejects the command */
+    struct err err; /* set when apply rejects the command */
 };
 
 struct domain_command {
-    const char *name;                        /* e.g. "directory.Create" */
-    const ProtobufCMessageDescriptor *desc;  /* its message type */
-    int creates_id;                          /* accepting node generates Id */
-    int api_only;                            /* not reachable via /command/ */
+    const char *name;                       /* e.g. "directory.Create" */
+    const ProtobufCMessageDescriptor *desc; /* its message type */
+    int creates_id;                         /* accepting node generates Id */
+    int api_only;                           /* not reachable via /command/ */
     /* Checks that need no state (ranges, enums, empty names): 400. */
     int (*check)(const ProtobufCMessage *m, struct err *e);
     /* Applies against the store; returns 0 or an err_code with ctx->err.

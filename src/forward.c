@@ -10,7 +10,7 @@
 
 struct forward_req {
     struct forward *f;
-    struct queue link;    /* f->requests */
+    struct queue link; /* f->requests */
     CURL *easy;
     struct curl_slist *headers;
     struct buf body;
@@ -26,7 +26,7 @@ struct forward_sock {
     uv_poll_t poll;
     curl_socket_t fd;
     struct forward *f;
-    struct queue link;    /* f->sockets, until closed */
+    struct queue link; /* f->sockets, until closed */
 };
 
 static void req_free(struct forward_req *r)

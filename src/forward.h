@@ -14,12 +14,12 @@
 #include "util.h"
 
 struct forward_reply {
-    int ok;               /* 0: no answer (connection failed, timed out) */
-    long status;          /* HTTP status from the leader */
-    uint64_t index;       /* X-Varasto-Index (a read index from /internal/barrier), or 0 */
+    int ok;         /* 0: no answer (connection failed, timed out) */
+    long status;    /* HTTP status from the leader */
+    uint64_t index; /* X-Varasto-Index (a read index from /internal/barrier), or 0 */
     const char *body;
     size_t len;
-    const char *error;    /* when !ok */
+    const char *error; /* when !ok */
 };
 
 typedef void (*forward_cb)(void *data, const struct forward_reply *reply);
@@ -28,7 +28,7 @@ struct forward {
     uv_loop_t *loop;
     CURLM *multi;
     uv_timer_t timer;
-    char auth[300];       /* "Authorization: Bearer <cluster token>" */
+    char auth[300]; /* "Authorization: Bearer <cluster token>" */
     unsigned in_flight;
     struct queue requests; /* in flight */
     struct queue sockets;  /* polled for curl */

@@ -15,8 +15,8 @@
 #define INTERNAL_APPLY_PATH "/internal/apply"
 #define FORWARD_BUCKETS 1024
 
-#define OUTCOME_UNKNOWN                                                                      \
-    "the leader changed before the command's outcome was known; it may have been "           \
+#define OUTCOME_UNKNOWN                                                                            \
+    "the leader changed before the command's outcome was known; it may have been "                 \
     "applied: retry with the same Idempotency-Key"
 
 struct forward_batch {
@@ -26,8 +26,8 @@ struct forward_batch {
     struct buf ops; /* struct submit_op pointers, back to back */
 };
 
-void forward_batch_init(struct forward_batcher *fb, struct forward *forward,
-                        const struct fsm *fsm, unsigned timeout_ms)
+void forward_batch_init(struct forward_batcher *fb, struct forward *forward, const struct fsm *fsm,
+                        unsigned timeout_ms)
 {
     memset(fb, 0, sizeof *fb);
     fb->forward = forward;
@@ -155,8 +155,9 @@ static void batch_done(void *data, const struct forward_reply *reply)
     first = cJSON_GetObjectItem(answer, "Index");
     if (!cJSON_IsNumber(first) || first->valuedouble < 1) {
         cJSON_Delete(answer);
-        batch_finish(b, NULL, "malformed answer from the leader; the command may have been "
-                              "applied: retry with the same Idempotency-Key");
+        batch_finish(b, NULL,
+                     "malformed answer from the leader; the command may have been "
+                     "applied: retry with the same Idempotency-Key");
         return;
     }
     /* Each entry is at its index unless leadership changes; once this node

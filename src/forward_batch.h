@@ -25,16 +25,16 @@ struct fsm_result;
 struct submit_op;
 
 struct forward_batcher {
-    struct forward *forward;     /* borrowed */
-    const struct fsm *fsm;       /* borrowed: the applied index */
-    unsigned timeout_ms;         /* of one forward request */
-    struct forward_batch *open;  /* this iteration's entries */
-    struct queue *buckets;       /* forwarded entries by fingerprint (lazy) */
-    struct queue waits;          /* answered: waiting to apply their index */
+    struct forward *forward;    /* borrowed */
+    const struct fsm *fsm;      /* borrowed: the applied index */
+    unsigned timeout_ms;        /* of one forward request */
+    struct forward_batch *open; /* this iteration's entries */
+    struct queue *buckets;      /* forwarded entries by fingerprint (lazy) */
+    struct queue waits;         /* answered: waiting to apply their index */
 };
 
-void forward_batch_init(struct forward_batcher *fb, struct forward *forward,
-                        const struct fsm *fsm, unsigned timeout_ms);
+void forward_batch_init(struct forward_batcher *fb, struct forward *forward, const struct fsm *fsm,
+                        unsigned timeout_ms);
 void forward_batch_close(struct forward_batcher *fb);
 
 /* Forward @op's entry @buf (taken) to the leader at @http_addr. */

@@ -35,8 +35,8 @@ static const uint8_t *request_hash(const Varasto__Entry *e)
 static int idempotency_lookup(struct fsm *f, const Varasto__Entry *e, uint64_t index)
 {
     struct idempotency_record rec;
-    int rv =
-        idempotency_check(f->store, e->idempotencykey, request_hash(e), e->requesthash.len, &rec);
+    int rv = idempotency_check(f->store, e->idempotencykey, request_hash(e), e->requesthash.len,
+                               &rec);
 
     if (rv < 0) {
         fsm_fail(f, "idempotency read", index);

@@ -18,12 +18,12 @@
  * during the observer's on_commit call for that entry. Every node computes
  * the same outcome from the same entry. */
 struct fsm_result {
-    int status;        /* HTTP status; 0 when the entry was already applied */
-    int replayed;      /* an Idempotency-Key replay */
-    uint64_t seq;      /* last event seq after this entry */
-    uint64_t index;    /* raft index of the entry */
+    int status;          /* HTTP status; 0 when the entry was already applied */
+    int replayed;        /* an Idempotency-Key replay */
+    uint64_t seq;        /* last event seq after this entry */
+    uint64_t index;      /* raft index of the entry */
     uint64_t entry_hash; /* util_hash64 of the framed entry */
-    struct buf body;   /* response body JSON */
+    struct buf body;     /* response body JSON */
 };
 
 struct fsm;
@@ -39,23 +39,22 @@ struct fsm;
 /* Called on the loop after each entry's transaction commits. */
 struct fsm_observer {
     void *data;
-    void (*on_commit)(void *data, const struct domain_event *events, unsigned n,
-                      uint64_t last_seq);
+    void (*on_commit)(void *data, const struct domain_event *events, unsigned n, uint64_t last_seq);
     /* The database was replaced by a snapshot. */
     void (*on_restore)(void *data, uint64_t last_seq);
 };
 
 struct fsm {
     struct raft_fsm raft_fsm;
-    struct raft *raft;      /* to learn each entry's index; set before start */
+    struct raft *raft; /* to learn each entry's index; set before start */
     struct store *store;
     struct fsm_observer observer;
-    uint64_t applied_index; /* applied here, committed to SQLite or not */
-    uint64_t last_seq;      /* the last event applied */
+    uint64_t applied_index;   /* applied here, committed to SQLite or not */
+    uint64_t last_seq;        /* the last event applied */
     uint64_t committed_index; /* what the database holds (meta row) */
     uint64_t committed_seq;
-    uint64_t idempotency_keep;     /* keys kept at least (count) */
-    int64_t idempotency_keep_ms;   /* keys kept at least (age) */
+    uint64_t idempotency_keep;   /* keys kept at least (count) */
+    int64_t idempotency_keep_ms; /* keys kept at least (age) */
     struct fsm_result result;
     /* Group commit: entries applied in one loop iteration share a SQLite
      * transaction, committed by fsm_flush. Each entry's effects and index
@@ -76,12 +75,12 @@ struct fsm {
      * serves reads of the last committed state and refuses commands. Only
      * with deferred apply: without it, a failure is permanent. */
     int failed;
-    uint64_t retry_at;      /* monotonic ms of the next try */
+    uint64_t retry_at; /* monotonic ms of the next try */
     unsigned retry_ms;
-    char errmsg[320];       /* why it failed */
+    char errmsg[320]; /* why it failed */
     int in_tx;
     unsigned tx_entries;
-    uint64_t tx_began_ms;   /* monotonic */
+    uint64_t tx_began_ms; /* monotonic */
     /* Automatic snapshot threshold: after each snapshot, raft's threshold
      * becomes its size over FSM_SNAPSHOT_BYTES_PER_ENTRY, within
      * [FSM_SNAPSHOT_THRESHOLD_MIN, FSM_SNAPSHOT_THRESHOLD_MAX]. */

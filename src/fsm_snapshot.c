@@ -100,8 +100,7 @@ static int fsm_snapshot_async(struct raft_fsm *rf, struct raft_buffer *bufs[], u
 
 /* The same snapshot taken in one go on the loop, for raft_io backends
  * without async_work (raft's in-memory fixture). */
-static int fsm_snapshot_finalize(struct raft_fsm *rf, struct raft_buffer *bufs[],
-                                 unsigned *n_bufs);
+static int fsm_snapshot_finalize(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n_bufs);
 
 static int fsm_snapshot_sync(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
@@ -123,8 +122,7 @@ void fsm_use_sync_snapshots(struct fsm *f)
     f->raft_fsm.snapshot_async = NULL;
 }
 
-static int fsm_snapshot_finalize(struct raft_fsm *rf, struct raft_buffer *bufs[],
-                                 unsigned *n_bufs)
+static int fsm_snapshot_finalize(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
     struct fsm *f = rf->data;
     if (f->reader_busy) {

@@ -98,8 +98,8 @@ void http_prepare(h2o_req_t *req, int status)
     for (v = 0; v < n; v++) {
         seq[v] = tmp[n - 1 - v];
     }
-    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-varasto-seq"), 0, NULL,
-                          seq, n);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-varasto-seq"), 0, NULL, seq,
+                          n);
 }
 
 void http_send_body(h2o_req_t *req, const char *body, size_t len)
@@ -252,8 +252,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     size_t i;
 
     for (i = 0; i < s->n_routes; i++) {
-        if (!http_route_match(&req->pool, s->routes[i].pattern, req->path.base, path_len,
-                              params)) {
+        if (!http_route_match(&req->pool, s->routes[i].pattern, req->path.base, path_len, params)) {
             continue;
         }
         path_known = 1;
@@ -398,11 +397,14 @@ static void finish_closed(uv_handle_t *h)
  * requires every timeout list to be empty). */
 static int h2o_busy(h2o_context_t *ctx)
 {
-    h2o_timeout_t *lists[] = {&ctx->zero_timeout,      &ctx->one_sec_timeout,
-                                    &ctx->hundred_ms_timeout, &ctx->handshake_timeout,
-                                    &ctx->http1.req_timeout,  &ctx->http2.idle_timeout,
-                                    &ctx->http2.graceful_shutdown_timeout,
-                                    &ctx->proxy.io_timeout};
+    h2o_timeout_t *lists[] = {&ctx->zero_timeout,
+                              &ctx->one_sec_timeout,
+                              &ctx->hundred_ms_timeout,
+                              &ctx->handshake_timeout,
+                              &ctx->http1.req_timeout,
+                              &ctx->http2.idle_timeout,
+                              &ctx->http2.graceful_shutdown_timeout,
+                              &ctx->proxy.io_timeout};
     size_t i;
     for (i = 0; i < sizeof lists / sizeof lists[0]; i++) {
         if (!h2o_linklist_is_empty(&lists[i]->_entries)) {
@@ -455,6 +457,5 @@ void http_shutdown(struct http_server *s, void (*cb)(struct http_server *s))
     s->ending = 1;
     s->shutdown_cb = cb;
     shutdown_all(s, SHUT_RD);
-    uv_timer_start(&s->finish, finish_shutdown, queue_empty(&s->conns) ? 0 : HTTP_END_GRACE_MS,
-                   0);
+    uv_timer_start(&s->finish, finish_shutdown, queue_empty(&s->conns) ? 0 : HTTP_END_GRACE_MS, 0);
 }

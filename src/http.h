@@ -27,8 +27,8 @@ struct http_route {
     const char *method;
     const char *pattern; /* '*' matches one path segment */
     http_handler_fn handler;
-    int public_;         /* no Authorization needed */
-    int read;            /* honours min_seq and consistency */
+    int public_; /* no Authorization needed */
+    int read;    /* honours min_seq and consistency */
 };
 
 /* A weak reference to a request: @req becomes NULL when h2o disposes of it
@@ -47,18 +47,18 @@ struct http_server {
     h2o_accept_ctx_t accept_ctx;
     uv_tcp_t listener;
     int listening;
-    int started;                    /* h2o's context is set up */
+    int started;                     /* h2o's context is set up */
     const struct http_route *routes; /* borrowed */
     size_t n_routes;
-    struct api *api;                /* borrowed: handed to handlers */
-    struct auth *auth;              /* borrowed */
-    struct consistency *reads;      /* borrowed */
-    const uint64_t *applied_seq;    /* borrowed: X-Varasto-Seq */
-    struct queue conns;             /* open client connections */
-    int ending;                     /* http_shutdown was called */
-    uv_timer_t finish;              /* disposes h2o once no connection is left */
+    struct api *api;             /* borrowed: handed to handlers */
+    struct auth *auth;           /* borrowed */
+    struct consistency *reads;   /* borrowed */
+    const uint64_t *applied_seq; /* borrowed: X-Varasto-Seq */
+    struct queue conns;          /* open client connections */
+    int ending;                  /* http_shutdown was called */
+    uv_timer_t finish;           /* disposes h2o once no connection is left */
     void (*shutdown_cb)(struct http_server *s);
-    char errmsg[256];               /* why http_start failed */
+    char errmsg[256]; /* why http_start failed */
 };
 
 /* What http_start needs besides the address; all borrowed. */
@@ -120,8 +120,7 @@ int http_header(h2o_req_t *req, const char *name, char *out, size_t size);
 
 /* Parse a non-negative integer parameter: query @qname or header @hname.
  * Returns 1 found, 0 absent, -1 malformed. */
-int http_u64_param(h2o_req_t *req, const char *qname, const char *hname,
-                   unsigned long long *out);
+int http_u64_param(h2o_req_t *req, const char *qname, const char *hname, unsigned long long *out);
 
 void http_add_header(h2o_req_t *req, const char *name, const char *value);
 

@@ -90,8 +90,7 @@ int http_header(h2o_req_t *req, const char *name, char *out, size_t size)
     return 1;
 }
 
-int http_u64_param(h2o_req_t *req, const char *qname, const char *hname,
-                   unsigned long long *out)
+int http_u64_param(h2o_req_t *req, const char *qname, const char *hname, unsigned long long *out)
 {
     char text[32];
     char *end;
@@ -145,4 +144,3 @@ int http_route_match(h2o_mem_pool_t *pool, const char *pattern, const char *path
     }
     return p == end;
 }
-

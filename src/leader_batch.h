@@ -25,9 +25,9 @@ struct submit_op;
 typedef void (*leader_batch_answer_fn)(void *data, const char *error, uint64_t index);
 
 struct leader_batcher {
-    struct cluster *cluster;         /* borrowed */
-    struct leader_batch *open;       /* this iteration's entries */
-    struct leader_batch *applying;   /* appended, waiting for outcomes, in order */
+    struct cluster *cluster;       /* borrowed */
+    struct leader_batch *open;     /* this iteration's entries */
+    struct leader_batch *applying; /* appended, waiting for outcomes, in order */
     struct leader_batch *applying_tail;
 };
 

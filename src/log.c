@@ -29,8 +29,8 @@ void log_msg(enum log_level level, const char *fmt, ...)
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
-    n = snprintf(line, sizeof line, "%s.%03ldZ %s node=%llu ", stamp,
-                 ts.tv_nsec / 1000000, names[level], log_node_id);
+    n = snprintf(line, sizeof line, "%s.%03ldZ %s node=%llu ", stamp, ts.tv_nsec / 1000000,
+                 names[level], log_node_id);
     va_start(ap, fmt);
     if (n > 0 && (size_t)n < sizeof line) {
         vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);

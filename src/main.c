@@ -10,13 +10,12 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: varastod [--id N] [--data-dir DIR] [--raft HOST:PORT] [--http HOST:PORT]\n"
-            "                [--http-advertise HOST:PORT]\n"
-            "                [--cluster ID=HOST:PORT,...] [--join URL] [--token-file FILE]\n"
-            "                [--retain-events N] [--retain-holds-subscriptions true|false]\n"
-            "                [--snapshot-threshold N (default: automatic)] [--config FILE]\n"
-            "                [--log-level debug|info|warn|error]\n");
+    fprintf(out, "usage: varastod [--id N] [--data-dir DIR] [--raft HOST:PORT] [--http HOST:PORT]\n"
+                 "                [--http-advertise HOST:PORT]\n"
+                 "                [--cluster ID=HOST:PORT,...] [--join URL] [--token-file FILE]\n"
+                 "                [--retain-events N] [--retain-holds-subscriptions true|false]\n"
+                 "                [--snapshot-threshold N (default: automatic)] [--config FILE]\n"
+                 "                [--log-level debug|info|warn|error]\n");
 }
 
 int main(int argc, char **argv)

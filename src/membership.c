@@ -100,8 +100,9 @@ static void assign_cb(struct raft_change *change, int status)
 {
     struct member_op *op = change->data;
     if (status != 0) {
-        change_error(op, status, "node added as a spare, but its promotion failed (retry "
-                                 "cluster.AddNode to promote it)");
+        change_error(op, status,
+                     "node added as a spare, but its promotion failed (retry "
+                     "cluster.AddNode to promote it)");
         return;
     }
     record_added(op);
@@ -137,8 +138,7 @@ static void remove_cb(struct raft_change *change, int status)
         return;
     }
     msg.id = op->cmd.id;
-    if (submit_message(op->m->submit, "cluster.RecordNodeRemoved", &msg.base, recorded, op) !=
-        0) {
+    if (submit_message(op->m->submit, "cluster.RecordNodeRemoved", &msg.base, recorded, op) != 0) {
         op_fail(op, ERR_INTERNAL, "out of memory");
     }
 }
@@ -272,13 +272,13 @@ int membership_is_command(const char *name)
            strcmp(name, "cluster.TransferLeadership") == 0;
 }
 
-int membership_parse(const char *name, const cJSON *json, struct membership_cmd *cmd,
-                     struct err *e)
+int membership_parse(const char *name, const cJSON *json, struct membership_cmd *cmd, struct err *e)
 {
     const ProtobufCMessageDescriptor *desc =
-        strcmp(name, "cluster.AddNode") == 0      ? &varasto__cluster_add_node__descriptor
-        : strcmp(name, "cluster.RemoveNode") == 0 ? &varasto__cluster_remove_node__descriptor
-                                                   : &varasto__cluster_transfer_leadership__descriptor;
+        strcmp(name, "cluster.AddNode") == 0 ? &varasto__cluster_add_node__descriptor
+        : strcmp(name, "cluster.RemoveNode") == 0
+            ? &varasto__cluster_remove_node__descriptor
+            : &varasto__cluster_transfer_leadership__descriptor;
     ProtobufCMessage *msg = NULL;
     char host[CONFIG_ADDR_MAX];
     int port, rv = 0;
@@ -315,8 +315,8 @@ int membership_parse(const char *name, const cJSON *json, struct membership_cmd 
     return rv;
 }
 
-void membership_exec(void *data, const char *command, const char *body, size_t len,
-                     submit_cb cb, void *cb_data)
+void membership_exec(void *data, const char *command, const char *body, size_t len, submit_cb cb,
+                     void *cb_data)
 {
     struct membership *m = data;
     struct member_op *op = calloc(1, sizeof *op);
@@ -428,8 +428,7 @@ static void join_tick(uv_timer_t *t)
     while (len > 0 && host[len - 1] == '/') {
         host[--len] = '\0';
     }
-    n = snprintf(body, sizeof body,
-                 "{\"Id\":%llu,\"RaftAddress\":\"%s\",\"HttpAddress\":\"%s\"}",
+    n = snprintf(body, sizeof body, "{\"Id\":%llu,\"RaftAddress\":\"%s\",\"HttpAddress\":\"%s\"}",
                  (unsigned long long)config->id, config->raft, config->http_advertise);
     if (forward_post(m->forward, host, "/command/cluster.AddNode", body, (size_t)n,
                      config->command_timeout_ms + 30000, join_done, m) != 0) {

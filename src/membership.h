@@ -25,8 +25,8 @@ enum membership_kind { MEMBERSHIP_ADD, MEMBERSHIP_REMOVE, MEMBERSHIP_TRANSFER };
 /* A decoded, checked membership command. */
 struct membership_cmd {
     enum membership_kind kind;
-    uint64_t id;   /* the node; 0 for "any" in a transfer */
-    int role;      /* RAFT_VOTER, RAFT_STANDBY or RAFT_SPARE (add) */
+    uint64_t id; /* the node; 0 for "any" in a transfer */
+    int role;    /* RAFT_VOTER, RAFT_STANDBY or RAFT_SPARE (add) */
     char raft_addr[CONFIG_ADDR_MAX];
     char http_addr[CONFIG_ADDR_MAX];
 };
@@ -66,7 +66,7 @@ void membership_close(struct membership *m);
 
 /* The leader's runner of relayed commands (a submit_exec_fn; @data is the
  * struct membership). */
-void membership_exec(void *data, const char *command, const char *body, size_t len,
-                     submit_cb cb, void *cb_data);
+void membership_exec(void *data, const char *command, const char *body, size_t len, submit_cb cb,
+                     void *cb_data);
 
 #endif

@@ -62,8 +62,7 @@ struct node {
 
 /* ---- applying ---- */
 
-static void on_commit(void *data, const struct domain_event *events, unsigned n,
-                      uint64_t last_seq)
+static void on_commit(void *data, const struct domain_event *events, unsigned n, uint64_t last_seq)
 {
     struct node *node = data;
     push_publish(&node->push, events, n, last_seq);
@@ -315,8 +314,8 @@ int node_run(const struct config *config)
     }
     submit_init(&node.submit, &node.loop, config, &node.cluster, &node.fsm, &node.route,
                 &node.forward);
-    consistency_init(&node.reads, &node.loop, &node.fsm, &node.cluster, &node.route,
-                     &node.forward, config->min_seq_timeout_ms);
+    consistency_init(&node.reads, &node.loop, &node.fsm, &node.cluster, &node.route, &node.forward,
+                     config->min_seq_timeout_ms);
     node.api = (struct api){
         .config = config,
         .loop = &node.loop,
@@ -342,8 +341,8 @@ int node_run(const struct config *config)
     if (cluster_start(&node.cluster, &node.loop, config, &node.fsm) != 0) {
         return fail(&node, node.cluster.errmsg);
     }
-    membership_start(&node.membership, &node.loop, config, &node.cluster, &node.store,
-                     &node.submit, &node.forward, node.cluster.pristine);
+    membership_start(&node.membership, &node.loop, config, &node.cluster, &node.store, &node.submit,
+                     &node.forward, node.cluster.pristine);
     uv_signal_init(&node.loop, &node.sigint);
     uv_signal_init(&node.loop, &node.sigterm);
     node.sigint.data = node.sigterm.data = &node;

@@ -58,8 +58,7 @@ static void wake_all(struct push *p)
     }
 }
 
-void push_publish(struct push *p, const struct domain_event *events, unsigned n,
-                  uint64_t last_seq)
+void push_publish(struct push *p, const struct domain_event *events, unsigned n, uint64_t last_seq)
 {
     unsigned i;
     for (i = 0; i < n; i++) {

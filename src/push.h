@@ -15,10 +15,10 @@
 #include "type_filter.h"
 #include "util.h"
 
-#define PUSH_RING_SIZE 8192           /* recent events kept in memory */
-#define PUSH_BATCH_BYTES (64 * 1024)  /* most bytes one pull appends */
-#define PUSH_PAGE_EVENTS 1000         /* backlog rows read per SQLite page */
-#define PUSH_WAKE_SLICE 64            /* subscribers woken per loop iteration */
+#define PUSH_RING_SIZE 8192          /* recent events kept in memory */
+#define PUSH_BATCH_BYTES (64 * 1024) /* most bytes one pull appends */
+#define PUSH_PAGE_EVENTS 1000        /* backlog rows read per SQLite page */
+#define PUSH_WAKE_SLICE 64           /* subscribers woken per loop iteration */
 
 struct push_ring_slot {
     uint64_t seq;
@@ -30,15 +30,15 @@ struct push_ring_slot {
 struct push_sub;
 
 /* Appends one event, framed for the transport, to @out. */
-typedef void (*push_frame_fn)(struct buf *out, uint64_t seq, const char *type,
-                              const char *json, size_t len);
+typedef void (*push_frame_fn)(struct buf *out, uint64_t seq, const char *type, const char *json,
+                              size_t len);
 
 struct push_sub {
     struct push *hub;
-    uint64_t cursor;              /* last seq delivered or skipped by filter */
+    uint64_t cursor; /* last seq delivered or skipped by filter */
     struct type_filter filter;
     push_frame_fn frame;
-    int waiting;                  /* asked to be woken when events arrive */
+    int waiting; /* asked to be woken when events arrive */
     void (*wake)(struct push_sub *sub);
     void (*end)(struct push_sub *sub); /* the node is stopping: end the stream */
     void *data;
@@ -48,9 +48,9 @@ struct push_sub {
 struct push {
     struct store *store;
     struct push_ring_slot ring[PUSH_RING_SIZE];
-    uint64_t last_seq;            /* highest committed seq */
-    uint64_t ring_first;          /* lowest seq held in the ring (> last_seq: empty) */
-    struct push_sub *subs;        /* linked list of subscribers */
+    uint64_t last_seq;     /* highest committed seq */
+    uint64_t ring_first;   /* lowest seq held in the ring (> last_seq: empty) */
+    struct push_sub *subs; /* linked list of subscribers */
     unsigned n_subs;
     /* Called when subscribers are left to wake: the owner calls
      * push_wake_some on its next loop iterations until it returns 0. */
@@ -62,8 +62,7 @@ void push_init(struct push *p, struct store *store, uint64_t last_seq);
 void push_close(struct push *p);
 
 /* Committed events (FSM observer). Copies what it keeps. */
-void push_publish(struct push *p, const struct domain_event *events, unsigned n,
-                  uint64_t last_seq);
+void push_publish(struct push *p, const struct domain_event *events, unsigned n, uint64_t last_seq);
 
 /* The read model was replaced (snapshot restore): forget the ring. */
 void push_reset(struct push *p, uint64_t last_seq);

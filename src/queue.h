@@ -11,7 +11,7 @@ struct queue {
 };
 
 /* The struct of @type whose member @field is at @ptr. */
-#define QUEUE_DATA(ptr, type, field) ((type *)((char *)(ptr) - offsetof(type, field)))
+#define QUEUE_DATA(ptr, type, field) ((type *)((char *)(ptr)-offsetof(type, field)))
 
 /* An empty list head, or an element that is in no list. */
 static inline void queue_init(struct queue *q)

@@ -34,8 +34,8 @@ void retention_pass(struct retention *r, uint64_t last_seq)
     }
     r->pruned_at_seq = last_seq;
     upto = last_seq - keep;
-    if (r->config->retain_holds_subscriptions &&
-        store_min_subscription_cursor(r->store, &cursor) && cursor < upto) {
+    if (r->config->retain_holds_subscriptions && store_min_subscription_cursor(r->store, &cursor) &&
+        cursor < upto) {
         upto = cursor;
     }
     if (upto == 0 || upto < r->oldest_seq) {

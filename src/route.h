@@ -19,10 +19,10 @@ enum route_target {
 };
 
 struct route {
-    struct cluster *cluster;        /* borrowed */
-    struct store *store;            /* borrowed: the announced addresses */
-    uint64_t cached_id;             /* leader whose address is cached */
-    uint64_t cached_ms;             /* when it was looked up (monotonic) */
+    struct cluster *cluster; /* borrowed */
+    struct store *store;     /* borrowed: the announced addresses */
+    uint64_t cached_id;      /* leader whose address is cached */
+    uint64_t cached_ms;      /* when it was looked up (monotonic) */
     char cached_http[CONFIG_ADDR_MAX];
 };
 

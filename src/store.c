@@ -9,7 +9,6 @@
 #include <string.h>
 #include <unistd.h>
 
-
 static int store_prepare(struct store *st)
 {
     int i;
@@ -475,4 +474,3 @@ int store_replace(struct store *st, const unsigned char *data, size_t size)
     }
     return store_open(st, path);
 }
-

@@ -10,9 +10,9 @@
 int store_apikey_insert(struct store *st, const char *id, const char *name,
                         const uint8_t token_hash[32], int64_t created)
 {
-    return store_write_result(
-        st, STORE_STMT_KEY_INSERT,
-        store_run(st, STORE_STMT_KEY_INSERT, "ssbi", id, name, token_hash, 32, created));
+    return store_write_result(st, STORE_STMT_KEY_INSERT,
+                              store_run(st, STORE_STMT_KEY_INSERT, "ssbi", id, name, token_hash, 32,
+                                        created));
 }
 
 int store_apikey_exists(struct store *st, const char *id)
@@ -38,9 +38,9 @@ int store_apikey_valid(struct store *st, const uint8_t token_hash[32])
 
 int store_event_insert(struct store *st, uint64_t seq, const char *type, const char *json)
 {
-    return store_write_result(
-        st, STORE_STMT_EVENT_INSERT,
-        store_run(st, STORE_STMT_EVENT_INSERT, "iss", (int64_t)seq, type, json));
+    return store_write_result(st, STORE_STMT_EVENT_INSERT,
+                              store_run(st, STORE_STMT_EVENT_INSERT, "iss", (int64_t)seq, type,
+                                        json));
 }
 
 int store_events_scan(struct store *st, uint64_t after, unsigned limit, store_event_fn cb,

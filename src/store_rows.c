@@ -27,9 +27,9 @@ int store_dir_get(struct store *st, const char *id, struct store_dir *row)
 int store_dir_insert(struct store *st, const char *id, int64_t created, const char *parent,
                      const char *name)
 {
-    return store_write_result(
-        st, STORE_STMT_DIR_INSERT,
-        store_run(st, STORE_STMT_DIR_INSERT, "siss", id, created, parent, name));
+    return store_write_result(st, STORE_STMT_DIR_INSERT,
+                              store_run(st, STORE_STMT_DIR_INSERT, "siss", id, created, parent,
+                                        name));
 }
 
 /* UPDATE ... SET <column> = @text WHERE id = @id */
@@ -139,9 +139,9 @@ int store_coll_get(struct store *st, const char *id, struct store_coll *row)
 int store_coll_insert(struct store *st, const char *id, int64_t created, const char *directory,
                       const char *name)
 {
-    return store_write_result(
-        st, STORE_STMT_COLL_INSERT,
-        store_run(st, STORE_STMT_COLL_INSERT, "siss", id, created, directory, name));
+    return store_write_result(st, STORE_STMT_COLL_INSERT,
+                              store_run(st, STORE_STMT_COLL_INSERT, "siss", id, created, directory,
+                                        name));
 }
 
 int store_coll_set_name(struct store *st, const char *id, const char *name)
@@ -234,9 +234,9 @@ int store_tags(struct store *st, const char *coll, store_tag_fn cb, void *data)
 
 int store_changeset_insert(struct store *st, const char *coll, const struct store_changeset *cs)
 {
-    return store_write_result(
-        st, STORE_STMT_CS_INSERT,
-        store_run(st, STORE_STMT_CS_INSERT, "ssss", coll, cs->id, cs->parent, cs->created));
+    return store_write_result(st, STORE_STMT_CS_INSERT,
+                              store_run(st, STORE_STMT_CS_INSERT, "ssss", coll, cs->id, cs->parent,
+                                        cs->created));
 }
 
 int store_changeset_exists(struct store *st, const char *coll, const char *id)

@@ -76,8 +76,8 @@ const char *const store_sql[STORE_STMT__COUNT] = {
     [STORE_STMT_DIR_SET_SENSITIVITY] = "UPDATE directories SET sensitivity = ? WHERE id = ?",
     [STORE_STMT_DIR_SET_PARENT] = "UPDATE directories SET parent = ? WHERE id = ?",
     [STORE_STMT_DIR_DELETE] = "DELETE FROM directories WHERE id = ?",
-    [STORE_STMT_DIR_CHILDREN] =
-        "SELECT " DIR_COLS " FROM directories WHERE parent = ? ORDER BY name",
+    [STORE_STMT_DIR_CHILDREN] = "SELECT " DIR_COLS
+                                " FROM directories WHERE parent = ? ORDER BY name",
     [STORE_STMT_DIR_HAS_CHILD] = "SELECT 1 FROM directories WHERE parent = ? LIMIT 1",
     [STORE_STMT_DIR_HAS_COLLECTION] = "SELECT 1 FROM collections WHERE directory = ? LIMIT 1",
     [STORE_STMT_COLL_GET] = "SELECT " COLL_COLS " FROM collections WHERE id = ?",
@@ -90,8 +90,8 @@ const char *const store_sql[STORE_STMT__COUNT] = {
     [STORE_STMT_COLL_SET_SENSITIVITY] = "UPDATE collections SET sensitivity = ? WHERE id = ?",
     [STORE_STMT_COLL_SET_HEAD] = "UPDATE collections SET head = ? WHERE id = ?",
     [STORE_STMT_COLL_DELETE] = "DELETE FROM collections WHERE id = ?",
-    [STORE_STMT_COLL_IN_DIR] =
-        "SELECT " COLL_COLS " FROM collections WHERE directory = ? ORDER BY name, id",
+    [STORE_STMT_COLL_IN_DIR] = "SELECT " COLL_COLS
+                               " FROM collections WHERE directory = ? ORDER BY name, id",
     [STORE_STMT_TAG_ADD] = "INSERT OR IGNORE INTO collection_tags(collection, tag) VALUES(?, ?)",
     [STORE_STMT_TAG_REMOVE] = "DELETE FROM collection_tags WHERE collection = ? AND tag = ?",
     [STORE_STMT_TAG_LIST] = "SELECT tag FROM collection_tags WHERE collection = ? ORDER BY tag",

@@ -16,8 +16,8 @@
 
 /* A command in the log (here or at the leader) whose outcome this node
  * will not see: it may still be committed and applied. */
-#define STOPPING_UNKNOWN                                                                     \
-    "the node is stopping; the command may have been applied: retry with the same "          \
+#define STOPPING_UNKNOWN                                                                           \
+    "the node is stopping; the command may have been applied: retry with the same "                \
     "Idempotency-Key"
 /* A command that never reached the log. */
 #define STOPPING_NOT_SENT "the node is stopping; retry on another node"
@@ -151,11 +151,10 @@ static void op_timeout(uv_timer_t *t)
     struct submit_op *op = t->data;
     if (op->kind == SUBMIT_ENTRY && op->entry.base == NULL) {
         submit_op_deliver_unavailable(
-            op, op->wait_index != 0
-                    ? "the command was committed but this node has not applied it "
-                      "yet; retry with the same Idempotency-Key"
-                    : "the command was not committed in time; it may still be "
-                      "applied: retry with the same Idempotency-Key");
+            op, op->wait_index != 0 ? "the command was committed but this node has not applied it "
+                                      "yet; retry with the same Idempotency-Key"
+                                    : "the command was not committed in time; it may still be "
+                                      "applied: retry with the same Idempotency-Key");
         submit_op_release(op);
         return;
     }
@@ -163,8 +162,7 @@ static void op_timeout(uv_timer_t *t)
     fail_parked(op, "no leader was reachable in time; retry");
 }
 
-static struct submit_op *op_new(struct submit *s, enum submit_kind kind, submit_cb cb,
-                                void *data)
+static struct submit_op *op_new(struct submit *s, enum submit_kind kind, submit_cb cb, void *data)
 {
     struct submit_op *op = s->stopping ? NULL : calloc(1, sizeof *op);
     if (op == NULL) {
@@ -318,8 +316,8 @@ void submit_entry(struct submit *s, struct raft_buffer buf, submit_cb cb, void *
     send_or_park(op);
 }
 
-void submit_relay(struct submit *s, const char *command, const char *body, size_t len,
-                  submit_cb cb, void *data)
+void submit_relay(struct submit *s, const char *command, const char *body, size_t len, submit_cb cb,
+                  void *data)
 {
     struct submit_op *op = op_new(s, SUBMIT_RELAY, cb, data);
     if (op != NULL) {
@@ -341,8 +339,8 @@ void submit_relay(struct submit *s, const char *command, const char *body, size_
     send_or_park(op);
 }
 
-int submit_message(struct submit *s, const char *command, const ProtobufCMessage *msg,
-                   submit_cb cb, void *data)
+int submit_message(struct submit *s, const char *command, const ProtobufCMessage *msg, submit_cb cb,
+                   void *data)
 {
     Varasto__Entry e = VARASTO__ENTRY__INIT;
     struct raft_buffer buf;

@@ -33,9 +33,9 @@ struct submit_result {
     int status;       /* HTTP status */
     const char *body; /* JSON */
     size_t len;
-    int replayed;     /* Idempotency-Key replay */
-    uint64_t index;   /* raft index of the entry, 0 if unknown */
-    int retry;        /* 503: set Retry-After */
+    int replayed;   /* Idempotency-Key replay */
+    uint64_t index; /* raft index of the entry, 0 if unknown */
+    int retry;      /* 503: set Retry-After */
 };
 
 /* Called once per submission, on the loop. */
@@ -43,8 +43,8 @@ typedef void (*submit_cb)(void *data, const struct submit_result *r);
 
 /* Runs a relayed command on the leader (the membership module): calls @cb
  * once, possibly before returning. @body (JSON, @len bytes) is borrowed. */
-typedef void (*submit_exec_fn)(void *exec_data, const char *command, const char *body,
-                               size_t len, submit_cb cb, void *cb_data);
+typedef void (*submit_exec_fn)(void *exec_data, const char *command, const char *body, size_t len,
+                               submit_cb cb, void *cb_data);
 
 struct submit {
     uv_loop_t *loop;
@@ -55,11 +55,11 @@ struct submit {
     struct forward *forward;     /* borrowed: relays */
     submit_exec_fn exec;         /* runs relayed commands on the leader */
     void *exec_data;
-    struct queue parked;         /* ops waiting for a leader (or its address) */
-    uv_timer_t retry;            /* retries parked ops while there are any */
-    struct queue relaying;       /* relayed ops run or forwarded, not answered */
-    int stopping;                /* submit_abort_all was called: refuse new ops */
-    struct leader_batcher leader;  /* entries appended here */
+    struct queue parked;             /* ops waiting for a leader (or its address) */
+    uv_timer_t retry;                /* retries parked ops while there are any */
+    struct queue relaying;           /* relayed ops run or forwarded, not answered */
+    int stopping;                    /* submit_abort_all was called: refuse new ops */
+    struct leader_batcher leader;    /* entries appended here */
     struct forward_batcher follower; /* entries forwarded to the leader */
 };
 
@@ -86,8 +86,8 @@ int submit_message(struct submit *s, const char *command, const struct ProtobufC
 /* Have the leader run @command with the JSON @body (copied): the exec
  * function here, or POST /command/@command to the leader. @cb fires exactly
  * once, possibly before this returns. */
-void submit_relay(struct submit *s, const char *command, const char *body, size_t len,
-                  submit_cb cb, void *data);
+void submit_relay(struct submit *s, const char *command, const char *body, size_t len, submit_cb cb,
+                  void *data);
 
 /* Leader: add a follower's @n checked entry frames (back to back in @frames,
  * at most SUBMIT_BATCH_MAX; copied) to this iteration's batch; @cb reports

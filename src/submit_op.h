@@ -24,18 +24,18 @@ struct submit_op {
     enum submit_kind kind;
     submit_cb cb;
     void *data;
-    uv_timer_t timer;          /* the command timeout */
+    uv_timer_t timer; /* the command timeout */
     int delivered;
-    int backend_done;          /* raft, the forward reply or exec has answered */
+    int backend_done; /* raft, the forward reply or exec has answered */
     int closing;
-    struct raft_buffer entry;  /* parked: an entry not sent yet */
+    struct raft_buffer entry;         /* parked: an entry not sent yet */
     char command[SUBMIT_COMMAND_MAX]; /* relay: what to run */
-    char *body;                /* relay: its JSON body */
+    char *body;                       /* relay: its JSON body */
     size_t body_len;
-    uint64_t hash;             /* forwarded entry: its fingerprint */
-    uint64_t wait_index;       /* forwarded entry: its index, once known */
-    struct queue link;         /* parked, relaying, or waiting for wait_index */
-    struct queue hash_link;    /* forwarded entry: in its fingerprint bucket */
+    uint64_t hash;          /* forwarded entry: its fingerprint */
+    uint64_t wait_index;    /* forwarded entry: its index, once known */
+    struct queue link;      /* parked, relaying, or waiting for wait_index */
+    struct queue hash_link; /* forwarded entry: in its fingerprint bucket */
 };
 
 /* Deliver @r to @op's callback (once; later calls are ignored) and unlink
@@ -57,8 +57,8 @@ void submit_op_backend_done(struct submit_op *op);
 /* Nothing will answer for @op but this 503: deliver it and let @op go. */
 void submit_op_finish_unavailable(struct submit_op *op, const char *message);
 
-#define SUBMIT_LOST_LEADERSHIP                                                               \
-    "leadership was lost; the command may have been applied: retry with the same "           \
+#define SUBMIT_LOST_LEADERSHIP                                                                     \
+    "leadership was lost; the command may have been applied: retry with the same "                 \
     "Idempotency-Key"
 
 #endif

@@ -69,8 +69,13 @@ void util_format_time(int64_t ms, char *out, size_t size)
     }
     /* YYYY-MM-DDTHH:MM:SS.mmmZ by hand: this runs for every event and row. */
     {
-        unsigned v[7] = {(unsigned)y, m, d, (unsigned)(rem / 3600), (unsigned)(rem / 60 % 60),
-                         (unsigned)(rem % 60), (unsigned)millis};
+        unsigned v[7] = {(unsigned)y,
+                         m,
+                         d,
+                         (unsigned)(rem / 3600),
+                         (unsigned)(rem / 60 % 60),
+                         (unsigned)(rem % 60),
+                         (unsigned)millis};
         static const char seps[] = "--T::.Z";
         static const int widths[] = {4, 2, 2, 2, 2, 2, 3};
         char *p = out;
@@ -89,8 +94,7 @@ void util_format_time(int64_t ms, char *out, size_t size)
 
 void util_random_id(char *out, size_t len)
 {
-    static const char alphabet[] =
-        "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    static const char alphabet[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     uint8_t raw[64];
     size_t i;
 

@@ -48,8 +48,7 @@ void buf_init(struct buf *b);
 void buf_free(struct buf *b);
 /* Append; returns 0 or -1 when out of memory. */
 int buf_append(struct buf *b, const void *data, size_t len);
-int buf_appendf(struct buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+int buf_appendf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Append a decimal integer / a NUL-terminated string. */
 int buf_append_int(struct buf *b, long long v);
 int buf_append_str(struct buf *b, const char *s);

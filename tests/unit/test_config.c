@@ -46,7 +46,12 @@ static void test_http_advertise(void)
     }
     {
         /* the raft address comes from --cluster, parsed after --raft */
-        char *argv[] = {"varastod", "--id", "2", "--http", "0.0.0.0:9000", "--cluster",
+        char *argv[] = {"varastod",
+                        "--id",
+                        "2",
+                        "--http",
+                        "0.0.0.0:9000",
+                        "--cluster",
                         "1=10.0.0.1:7000,2=10.0.0.2:7000"};
         CHECK_INT(parse(&c, err, 7, argv), 0);
         CHECK_STR(c.http_advertise, "10.0.0.2:9000");
@@ -83,8 +88,14 @@ static void test_flags(void)
 {
     struct config c;
     char err[256];
-    char *argv[] = {"varastod", "--id", "2", "--http=127.0.0.1:9000", "--cluster",
-                    "1=127.0.0.1:7001,2=127.0.0.1:7002", "--retain-events", "1000"};
+    char *argv[] = {"varastod",
+                    "--id",
+                    "2",
+                    "--http=127.0.0.1:9000",
+                    "--cluster",
+                    "1=127.0.0.1:7001,2=127.0.0.1:7002",
+                    "--retain-events",
+                    "1000"};
     CHECK_INT(parse(&c, err, 8, argv), 0);
     CHECK_INT(c.id, 2);
     CHECK_STR(c.http, "127.0.0.1:9000");

@@ -47,13 +47,15 @@ static void test_directory_rename(void)
 
 static void test_directory_attributes(void)
 {
-    CHECK_INT(A("directory.ChangeDescription", "{\"Id\":\"d6\",\"Description\":\"hi\"}", NULL), 200);
+    CHECK_INT(A("directory.ChangeDescription", "{\"Id\":\"d6\",\"Description\":\"hi\"}", NULL),
+              200);
     CHECK_INT(A("directory.SetType", "{\"Id\":\"d6\",\"Type\":\"movies\"}", NULL), 200);
     CHECK_INT(A("directory.SetType", "{\"Id\":\"d6\",\"Type\":\"books\"}", NULL), 400);
     CHECK_INT(A("directory.ChangeSensitivity", "{\"Id\":\"d6\",\"Sensitivity\":2}", NULL), 200);
     CHECK_INT(A("directory.ChangeSensitivity", "{\"Id\":\"d6\",\"Sensitivity\":3}", NULL), 400);
     CHECK_INT(A("directory.ChangeSensitivity", "{\"Id\":\"d6\",\"Sensitivity\":-1}", NULL), 400);
-    CHECK_INT(A("directory.ChangeDescription", "{\"Id\":\"nope\",\"Description\":\"x\"}", NULL), 404);
+    CHECK_INT(A("directory.ChangeDescription", "{\"Id\":\"nope\",\"Description\":\"x\"}", NULL),
+              404);
     CHECK_INT(q("SELECT COUNT(*) FROM directories WHERE id='d6' AND description='hi' AND "
                 "type='movies' AND sensitivity=2"),
               1);
@@ -97,7 +99,8 @@ static void test_collections(void)
     CHECK_INT(A("collection.Rename", "{\"Collection\":\"c1\",\"Name\":\"A\"}", NULL), 200);
     CHECK_INT(A("collection.Rename", "{\"Collection\":\"nope\",\"Name\":\"A\"}", NULL), 404);
     CHECK_INT(A("collection.ChangeDescription", "{\"Collection\":\"c1\",\"Description\":\"d\"}",
-                NULL), 200);
+                NULL),
+              200);
     CHECK_INT(A("collection.Rate", "{\"Collection\":\"c1\",\"Rating\":5}", NULL), 200);
     CHECK_INT(A("collection.Rate", "{\"Collection\":\"c1\",\"Rating\":0}", NULL), 400);
     CHECK_INT(A("collection.Rate", "{\"Collection\":\"c1\",\"Rating\":6}", NULL), 400);
@@ -131,12 +134,14 @@ static void test_collection_move(void)
     long long before = q("SELECT COUNT(*) FROM events");
     /* all or nothing: one unknown id moves none */
     CHECK_INT(A("collection.Move", "{\"Collections\":[\"c1\",\"nope\"],\"Directory\":\"root\"}",
-                NULL), 404);
+                NULL),
+              404);
     CHECK_INT(q("SELECT COUNT(*) FROM collections WHERE directory='root'"), 0);
     CHECK_INT(A("collection.Move", "{\"Collections\":[],\"Directory\":\"root\"}", NULL), 400);
     CHECK_INT(A("collection.Move", "{\"Collections\":[\"c1\"],\"Directory\":\"nope\"}", NULL), 404);
     CHECK_INT(A("collection.Move", "{\"Collections\":[\"c1\",\"c2\"],\"Directory\":\"root\"}",
-                NULL), 200);
+                NULL),
+              200);
     CHECK_INT(q("SELECT COUNT(*) FROM collections WHERE directory='root'"), 2);
     /* one collection.Moved per collection */
     CHECK_INT(q("SELECT COUNT(*) FROM events WHERE type='collection.Moved'"), 2);
@@ -151,8 +156,8 @@ static void test_collection_delete(void)
     CHECK_INT(q("SELECT COUNT(*) FROM collections WHERE id='c2'"), 0);
 }
 
-#define FILE_JSON(path, size)                                                              \
-    "{\"Path\":\"" path "\",\"Sha256\":\"ab\",\"Created\":\"2026-01-01T00:00:00.000Z\","    \
+#define FILE_JSON(path, size)                                                                      \
+    "{\"Path\":\"" path "\",\"Sha256\":\"ab\",\"Created\":\"2026-01-01T00:00:00.000Z\","           \
     "\"Modified\":\"2026-01-01T00:00:00.000Z\",\"Size\":" #size ",\"BlobRefs\":[\"r\"]}"
 
 static void test_changesets(void)

@@ -13,7 +13,8 @@ static void test_index_recorded_and_not_reapplied(void)
     struct raft_buffer buf;
     harness_open(&h);
     CHECK_INT(harness_apply(&h, "directory.Create", "{\"Parent\":\"root\",\"Name\":\"a\"}", "d1",
-                            NULL), 200);
+                            NULL),
+              200);
     CHECK_INT(h.fsm.applied_index, 1);
     CHECK_INT(harness_scalar(&h, "SELECT idx FROM applied"), 1);
     /* restart: the database remembers index and seq */
@@ -49,25 +50,29 @@ static void test_idempotency(void)
     char first[256];
     harness_open(&h);
     CHECK_INT(harness_apply(&h, "directory.Create", "{\"Parent\":\"root\",\"Name\":\"a\"}", "d1",
-                            "key-1"), 200);
+                            "key-1"),
+              200);
     snprintf(first, sizeof first, "%s", h.fsm.result.body.data);
     CHECK_INT(h.fsm.result.replayed, 0);
     /* the same key and body (a retry, with a different generated id): replay */
     CHECK_INT(harness_apply(&h, "directory.Create", "{\"Parent\":\"root\",\"Name\":\"a\"}", "d2",
-                            "key-1"), 200);
+                            "key-1"),
+              200);
     CHECK_INT(h.fsm.result.replayed, 1);
     CHECK_STR(h.fsm.result.body.data, first);
     CHECK_INT(harness_scalar(&h, "SELECT COUNT(*) FROM directories"), 2);
     CHECK_INT(harness_scalar(&h, "SELECT COUNT(*) FROM events"), 1);
     /* the same key with another body: 422 */
     CHECK_INT(harness_apply(&h, "directory.Create", "{\"Parent\":\"root\",\"Name\":\"b\"}", "d3",
-                            "key-1"), 422);
+                            "key-1"),
+              422);
     CHECK_CONTAINS(h.fsm.result.body.data, "idempotency_mismatch");
     /* survives a restart */
     harness_reopen(&h);
     h.index = h.fsm.applied_index;
     CHECK_INT(harness_apply(&h, "directory.Create", "{\"Parent\":\"root\",\"Name\":\"a\"}", "d4",
-                            "key-1"), 200);
+                            "key-1"),
+              200);
     CHECK_INT(h.fsm.result.replayed, 1);
     CHECK_STR(h.fsm.result.body.data, first);
     /* a rejected command's outcome is replayed too */
@@ -84,8 +89,9 @@ static void test_idempotency_pruned_by_log_time(void)
     harness_open(&h);
     h.fsm.idempotency_keep = 2;
     h.fsm.idempotency_keep_ms = 1000;
-    CHECK_INT(harness_apply(&h, "directory.Create", "{\"Parent\":\"root\",\"Name\":\"old\"}",
-                            "d0", "old-key"), 200);
+    CHECK_INT(harness_apply(&h, "directory.Create", "{\"Parent\":\"root\",\"Name\":\"old\"}", "d0",
+                            "old-key"),
+              200);
     h.time_ms += 5000;
     /* prune runs every 1024 entries, judged by entry time and count */
     for (i = 0; i < 1100; i++) {
@@ -143,8 +149,9 @@ static void test_snapshot_restore(void)
     take_snapshot(&a.fsm, &bufs, &n);
     CHECK(n >= 1);
     /* the snapshot is a stable view: applies go on while it is copied */
-    CHECK_INT(harness_apply(&a, "directory.Create", "{\"Parent\":\"root\",\"Name\":\"mid\"}",
-                            "dm", NULL), 200);
+    CHECK_INT(harness_apply(&a, "directory.Create", "{\"Parent\":\"root\",\"Name\":\"mid\"}", "dm",
+                            NULL),
+              200);
 
     /* restore into another node's empty database */
     harness_open(&b);
@@ -163,7 +170,8 @@ static void test_snapshot_restore(void)
     /* the restored node keeps applying after the snapshot */
     b.index = b.fsm.applied_index;
     CHECK_INT(harness_apply(&b, "directory.Create", "{\"Parent\":\"root\",\"Name\":\"after\"}",
-                            "dz", NULL), 200);
+                            "dz", NULL),
+              200);
     CHECK_INT(b.fsm.last_seq, a.fsm.last_seq);
 
     /* and after a restart it is still there, with no double apply */
@@ -177,7 +185,8 @@ static void test_snapshot_restore(void)
     b.fsm.raft_fsm.snapshot_finalize(&b.fsm.raft_fsm, &bufs, &n);
     b.index = b.fsm.applied_index;
     CHECK_INT(harness_apply(&b, "directory.Create", "{\"Parent\":\"root\",\"Name\":\"later\"}",
-                            "dy", NULL), 200);
+                            "dy", NULL),
+              200);
     CHECK_INT(b.fsm.raft_fsm.restore(&b.fsm.raft_fsm, &copy), 0);
     CHECK_INT(harness_scalar(&b, "SELECT COUNT(*) FROM directories WHERE name='later'"), 1);
 

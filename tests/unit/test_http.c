@@ -33,8 +33,7 @@ static void test_route_match(void)
 
     h2o_mem_init_pool(&pool);
     p = "/api_v2/collections/c%201/changesets";
-    CHECK_INT(http_route_match(&pool, "/api_v2/collections/*/changesets", p, strlen(p), params),
-              1);
+    CHECK_INT(http_route_match(&pool, "/api_v2/collections/*/changesets", p, strlen(p), params), 1);
     CHECK_STR(params[0], "c 1");
     p = "/command/directory.Create";
     CHECK_INT(http_route_match(&pool, "/command/*", p, strlen(p), params), 1);
@@ -54,16 +53,15 @@ static void test_route_match(void)
     CHECK_INT(http_route_match(&pool, "/api_v2/directories/*", p, strlen(p), params), 0);
     /* the path's length bounds the match, not a NUL */
     p = "/api_v2/directories/root?x=1";
-    CHECK_INT(http_route_match(&pool, "/api_v2/directories/*", p, strlen("/api_v2/directories/root"),
-                               params),
+    CHECK_INT(http_route_match(&pool, "/api_v2/directories/*", p,
+                               strlen("/api_v2/directories/root"), params),
               1);
     CHECK_STR(params[0], "root");
     h2o_mem_clear_pool(&pool);
 }
 
 /* A request with @path (query included) and one header. */
-static void fake_request(h2o_req_t *req, const char *path, const char *header,
-                         const char *value)
+static void fake_request(h2o_req_t *req, const char *path, const char *header, const char *value)
 {
     const char *q = strchr(path, '?');
     memset(req, 0, sizeof *req);

@@ -46,10 +46,11 @@ static void test_add_node(void)
                     &cmd, &e),
               0);
     CHECK_INT(cmd.role, RAFT_SPARE);
-    CHECK_INT(parse("cluster.AddNode",
-                    "{\"Id\":5,\"RaftAddress\":\"a:1\",\"HttpAddress\":\"a:2\",\"Role\":\"standby\"}",
-                    &cmd, &e),
-              0);
+    CHECK_INT(
+        parse("cluster.AddNode",
+              "{\"Id\":5,\"RaftAddress\":\"a:1\",\"HttpAddress\":\"a:2\",\"Role\":\"standby\"}",
+              &cmd, &e),
+        0);
     CHECK_INT(cmd.role, RAFT_STANDBY);
 }
 

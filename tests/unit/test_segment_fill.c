@@ -89,8 +89,7 @@ static void test_open_segment_is_written(void)
     long long plain_unwritten = unwritten_bytes(plain);
     if (plain_unwritten <= 0) {
         /* tmpfs and the like: no unwritten extents to tell apart */
-        fprintf(stderr, "note: %s has no unwritten extents; only size and zeros checked\n",
-                dir);
+        fprintf(stderr, "note: %s has no unwritten extents; only size and zeros checked\n", dir);
     } else {
         CHECK_INT(plain_unwritten, LEN);
         CHECK_INT(unwritten_bytes(segment), 0);
