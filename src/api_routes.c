@@ -3,20 +3,23 @@
 #include "api.h"
 
 const struct http_route api_routes[] = {
-    {"POST", "/command/*", api_command, 0, 0},
-    {"POST", "/api_v2/collections/*/changesets", api_changeset, 0, 0},
-    {"GET", "/api_v2/directories/*", api_directory_get, 0, 1},
-    {"GET", "/api_v2/collections/*", api_collection_get, 0, 1},
-    {"GET", "/api_v2/events", api_events_page, 0, 1},
-    {"GET", "/api_v2/events/stream", api_events_stream, 0, 0},
-    {"GET", "/api_v2/events/ws", api_events_ws, 0, 0},
-    {"GET", "/api_v2/health", api_health, 1, 0},
-    {"GET", "/api_v2/cluster", api_cluster, 0, 0},
-    {"GET", "/api_v2/subscriptions", api_subscriptions, 0, 1},
-    {"GET", "/api_v2/nodes", api_nodes, 0, 0},
+    {.method = "POST", .pattern = "/command/*", .handler = api_command},
+    {.method = "POST", .pattern = "/api_v2/collections/*/changesets", .handler = api_changeset},
+    {.method = "GET", .pattern = "/api_v2/directories/*", .handler = api_directory_get, .read = 1},
+    {.method = "GET", .pattern = "/api_v2/collections/*", .handler = api_collection_get, .read = 1},
+    {.method = "GET", .pattern = "/api_v2/events", .handler = api_events_page, .read = 1},
+    {.method = "GET", .pattern = "/api_v2/events/stream", .handler = api_events_stream},
+    {.method = "GET", .pattern = "/api_v2/events/ws", .handler = api_events_ws},
+    {.method = "GET", .pattern = "/api_v2/health", .handler = api_health, .public_ = 1},
+    {.method = "GET", .pattern = "/api_v2/cluster", .handler = api_cluster},
+    {.method = "GET", .pattern = "/api_v2/subscriptions", .handler = api_subscriptions, .read = 1},
+    {.method = "GET", .pattern = "/api_v2/nodes", .handler = api_nodes},
     /* public_: they check for the cluster token themselves (not API keys) */
-    {"POST", "/internal/apply", api_internal_apply, 1, 0},
-    {"POST", "/internal/barrier", api_internal_barrier, 1, 0},
+    {.method = "POST", .pattern = "/internal/apply", .handler = api_internal_apply, .public_ = 1},
+    {.method = "POST",
+     .pattern = "/internal/barrier",
+     .handler = api_internal_barrier,
+     .public_ = 1},
 };
 
 const size_t api_n_routes = sizeof api_routes / sizeof api_routes[0];
