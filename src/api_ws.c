@@ -4,6 +4,7 @@
  * subscription.Ack log entry at a time, so a fast consumer does not cost an
  * entry per event. Flow control: a batch is pulled from the push hub only
  * while wslay holds less than WS_QUEUE_BYTES unsent. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,11 +17,14 @@
 #include "fsm.h"
 #include "log.h"
 #include "push.h"
+#include "retention.h"
 #include "submit.h"
 
 #define WS_QUEUE_BYTES (256 * 1024)
 #define WS_RETRY_MS 10
 #define WS_ACK_FLUSH_MS 200
+#define WS_CLOSE_GONE 4410 /* private-use close code: events were pruned */
+#define WS_GONE_LINGER_MS 30000
 
 struct ws_stream {
     h2o_websocket_conn_t *conn;
@@ -35,6 +39,7 @@ struct ws_stream {
     uint64_t ack_sent; /* highest Ack submitted to the log */
     int ack_in_flight;
     int closed;
+    int gone; /* closing with WS_CLOSE_GONE */
     int handles_open;
 };
 
@@ -75,15 +80,36 @@ static void ws_close(struct ws_stream *w)
 static void ws_timer_cb(uv_timer_t *t);
 static void ack_flush(uv_timer_t *t);
 
+/* Retention pruned events this subscriber has not read: never skip it
+ * ahead. The socket closes with code WS_CLOSE_GONE and the oldest kept Seq
+ * (an SSE stream ends with `event: gone`; a reconnect from the same cursor
+ * gets 410). */
+static void ws_gone(struct ws_stream *w)
+{
+    char reason[64];
+    int n = snprintf(reason, sizeof reason, "{\"Code\":\"gone\",\"OldestSeq\":%llu}",
+                     (unsigned long long)w->api->retention->oldest_seq);
+    push_unsubscribe(&w->sub);
+    w->gone = 1;
+    wslay_event_queue_close(w->conn->ws_ctx, WS_CLOSE_GONE, (const uint8_t *)reason, (size_t)n);
+    h2o_websocket_proceed(w->conn);
+    /* the client answers the close; one that does not is closed on */
+    uv_timer_start(&w->timer, ws_timer_cb, WS_GONE_LINGER_MS, 0);
+}
+
 static void ws_pump(struct ws_stream *w)
 {
-    if (w->closed) {
+    if (w->closed || w->gone) {
         return;
     }
     if (w->conn->sock == NULL) {
         /* the 101 response is still on its way: h2o hands the socket over
          * once it is written */
         uv_timer_start(&w->timer, ws_timer_cb, WS_RETRY_MS, 0);
+        return;
+    }
+    if (retention_pruned_after(w->api->retention, w->sub.cursor)) {
+        ws_gone(w);
         return;
     }
     while (wslay_event_get_queued_msg_length(w->conn->ws_ctx) < WS_QUEUE_BYTES) {
@@ -118,6 +144,10 @@ static void ws_timer_cb(uv_timer_t *t)
     struct ws_stream *w = t->data;
     uint64_t now = util_mono_ms();
     if (w->closed) {
+        return;
+    }
+    if (w->gone) {
+        ws_close(w); /* the client did not answer the close in time */
         return;
     }
     if (w->conn->sock != NULL && now - w->last_ping >= w->api->config->heartbeat_ms) {

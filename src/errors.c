@@ -3,7 +3,6 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-#include "codec.h"
 #include "util.h"
 
 static const struct {
@@ -52,7 +51,7 @@ int err_set(struct err *e, enum err_code code, const char *fmt, ...)
 int err_write_body(struct buf *out, enum err_code code, const char *message, const char *extra)
 {
     int rv = buf_append_str(out, "{\"Error\":");
-    rv |= codec_write_string(out, message);
+    rv |= buf_append_json_string(out, message);
     rv |= buf_append_str(out, ",\"Code\":\"");
     rv |= buf_append_str(out, err_code_string(code));
     rv |= buf_append_str(out, "\"");

@@ -161,6 +161,7 @@ unsigned push_pull(struct push_sub *sub, struct buf *out)
     struct push *p = sub->hub;
     unsigned n = 0;
     size_t start = out->len;
+    int stuck = 0;
 
     /* Bounded by bytes, and by a count of scanned events so that a filter
      * that matches nothing still returns to the loop regularly. */
@@ -170,8 +171,9 @@ unsigned push_pull(struct push_sub *sub, struct buf *out)
             uint64_t before = sub->cursor;
             n += pull_store(sub, out);
             if (sub->cursor == before) {
-                /* Rows below ring_first are missing from SQLite: only
-                 * possible if pruned; stop rather than spin. */
+                /* Rows below ring_first are missing from SQLite (pruned,
+                 * or the read failed): stop rather than spin. */
+                stuck = 1;
                 break;
             }
             continue;
@@ -194,11 +196,14 @@ unsigned push_pull(struct push_sub *sub, struct buf *out)
                 }
             }
             if (scanned == 0 || scanned == PUSH_PAGE_EVENTS) {
+                stuck = scanned == 0;
                 break;
             }
         }
     }
-    if (sub->cursor >= p->last_seq && n == 0) {
+    /* Caught up, or unable to move on: wait to be woken by the next events
+     * (callers pull again while a subscriber is not waiting). */
+    if (n == 0 && (sub->cursor >= p->last_seq || stuck)) {
         sub->waiting = 1;
     }
     return n;

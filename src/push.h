@@ -80,8 +80,10 @@ void push_subscribe(struct push *p, struct push_sub *sub);
 void push_unsubscribe(struct push_sub *sub);
 
 /* Append the next batch for @sub to @out (at most about PUSH_BATCH_BYTES)
- * and advance its cursor. Returns the number of events appended; 0 means the
- * subscriber is caught up and is now waiting to be woken. */
+ * and advance its cursor. Returns the number of events appended. 0 with
+ * sub->waiting set: caught up (or the next events are missing here: the
+ * caller checks retention), now waiting to be woken; 0 without it: a filter
+ * skipped a whole batch, pull again. */
 unsigned push_pull(struct push_sub *sub, struct buf *out);
 
 #endif

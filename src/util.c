@@ -283,3 +283,56 @@ int util_mkdir_p(const char *path)
     }
     return mkdir(tmp, 0700) != 0 && errno != EEXIST ? -1 : 0;
 }
+
+int buf_append_json_string(struct buf *out, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    const char *run = s;
+    int rv = buf_append(out, "\"", 1);
+
+    for (; *s != '\0'; s++) {
+        unsigned char c = (unsigned char)*s;
+        char esc[6];
+        size_t n = 2;
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            continue;
+        }
+        rv |= buf_append(out, run, (size_t)(s - run));
+        esc[0] = '\\';
+        switch (c) {
+        case '"':
+            esc[1] = '"';
+            break;
+        case '\\':
+            esc[1] = '\\';
+            break;
+        case '\n':
+            esc[1] = 'n';
+            break;
+        case '\r':
+            esc[1] = 'r';
+            break;
+        case '\t':
+            esc[1] = 't';
+            break;
+        case '\b':
+            esc[1] = 'b';
+            break;
+        case '\f':
+            esc[1] = 'f';
+            break;
+        default:
+            esc[1] = 'u';
+            esc[2] = '0';
+            esc[3] = '0';
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            n = 6;
+        }
+        rv |= buf_append(out, esc, n);
+        run = s + 1;
+    }
+    rv |= buf_append(out, run, (size_t)(s - run));
+    rv |= buf_append(out, "\"", 1);
+    return rv;
+}

@@ -52,6 +52,9 @@ int buf_appendf(struct buf *b, const char *fmt, ...) __attribute__((format(print
 /* Append a decimal integer / a NUL-terminated string. */
 int buf_append_int(struct buf *b, long long v);
 int buf_append_str(struct buf *b, const char *s);
+/* Append @s as a JSON string literal (quoted, with '"', '\\' and control
+ * characters escaped). */
+int buf_append_json_string(struct buf *b, const char *s);
 /* Give up ownership of the data to the caller; the buffer becomes empty. */
 char *buf_steal(struct buf *b);
 

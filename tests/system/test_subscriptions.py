@@ -138,6 +138,36 @@ def test_websocket_stream_and_acks(s):
     w.close()
 
 
+def test_websocket_behind_retention_is_never_skipped_ahead(s):
+    """A WebSocket subscriber that reads nothing while retention prunes past
+    its cursor: what it then reads has no gap, and ends with close code 4410
+    (events were pruned) naming the oldest kept Seq, never with later
+    events after a silent jump."""
+    from ws import WS
+    n = s.node(extra=["--retain-events", "50", "--retain-holds-subscriptions", "false"])
+    expect(n.command("directory.Create", {"Parent": "root", "Name": "first"}), 200)
+    w = WS(n, "/api_v2/events/ws?after=0")
+    check(w.status == 101, w.status)
+    text = "d" * 4000
+    for i in range(10000):  # past the ring of recent events, ~40 MB, read by no one
+        expect(n.command("directory.ChangeDescription",
+                         {"Id": "root", "Description": text + str(i)}), 200)
+    last = n.request("GET", "/api_v2/health", auth=False).json()["AppliedSeq"]
+    seqs = []
+    while True:
+        ev = w.next_event(timeout=10)
+        if ev is None:
+            break
+        seqs.append(ev["Seq"])
+    check(seqs and seqs[0] == 1, seqs[:3])
+    check(seqs == list(range(1, len(seqs) + 1)), "a gap after %r" % [
+        (a, b) for a, b in zip(seqs, seqs[1:]) if b != a + 1][:3])
+    if seqs[-1] != last:
+        check(w.close_code == 4410, (w.close_code, w.close_reason, seqs[-1], last))
+        check(json.loads(w.close_reason)["OldestSeq"] > seqs[-1] + 1, w.close_reason)
+    w.sock.close()
+
+
 def test_retention_past_subscriptions_when_told(s):
     n = s.node(extra=["--retain-events", "50", "--retain-holds-subscriptions", "false"])
     expect(n.command("subscription.Create", {"Name": "laggard"}), 200)
@@ -154,4 +184,5 @@ def test_retention_past_subscriptions_when_told(s):
 
 if __name__ == "__main__":
     Suite().run([test_durable_subscription_across_nodes, test_retention_and_gone,
-                 test_websocket_stream_and_acks, test_retention_past_subscriptions_when_told])
+                 test_websocket_stream_and_acks, test_retention_past_subscriptions_when_told,
+                 test_websocket_behind_retention_is_never_skipped_ahead])

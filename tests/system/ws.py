@@ -22,6 +22,8 @@ class WS:
         head = self._read_until(b"\r\n\r\n")
         self.status = int(head.split(b" ")[1])
         self.pings = 0
+        self.close_code = None
+        self.close_reason = None
 
     def _read_until(self, marker):
         while marker not in self.buf:
@@ -78,6 +80,8 @@ class WS:
                 self.pings += 1
                 self.send(data, opcode=10)
             elif op == 8:
+                self.close_code = struct.unpack(">H", data[:2])[0] if len(data) >= 2 else None
+                self.close_reason = data[2:].decode(errors="replace")
                 return None
         return None
 

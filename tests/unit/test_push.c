@@ -224,6 +224,34 @@ static void test_backlog_from_store(void)
     fixture_close(f);
 }
 
+/* Events below the ring that SQLite no longer has (retention pruned them):
+ * the pull makes no progress and leaves the subscriber waiting, so that its
+ * transport's pull loop ends instead of spinning on the loop thread. */
+static void test_missing_backlog_waits_instead_of_spinning(void)
+{
+    struct fixture *f = fixture_open();
+    struct push_sub s;
+    struct buf out;
+
+    f->h.fsm.observer.on_commit = NULL;
+    create_dirs(&f->h, "old", 30);
+    push_init(&f->push, &f->h.store, f->h.fsm.last_seq);
+    f->h.fsm.observer.on_commit = on_commit;
+    create_dirs(&f->h, "new", 5);
+    CHECK_INT(f->push.ring_first, 31);
+    CHECK_INT(store_prune_events(&f->h.store, 30), 30);
+
+    subscribe(&f->push, &s, 0, "", no_wake);
+    buf_init(&out);
+    CHECK_INT(push_pull(&s, &out), 0);
+    CHECK_INT(out.len, 0);
+    CHECK_INT(s.cursor, 0); /* never skipped ahead */
+    CHECK(s.waiting);
+    buf_free(&out);
+    push_unsubscribe(&s);
+    fixture_close(f);
+}
+
 /* One pull appends at most about PUSH_BATCH_BYTES, from the ring and from
  * SQLite alike, and the next pull carries on where it stopped. */
 static void test_batch_bytes_bound(void)
@@ -523,6 +551,7 @@ int main(void)
 {
     RUN(test_publish_and_pull_in_order);
     RUN(test_backlog_from_store);
+    RUN(test_missing_backlog_waits_instead_of_spinning);
     RUN(test_batch_bytes_bound);
     RUN(test_filter_skips_and_advances);
     RUN(test_wake_once);
