@@ -118,11 +118,7 @@ static void batch_finish(struct forward_batch *b, const struct forward_reply *re
         struct submit_op *op = ops[i];
         if (!op->delivered && refused != NULL) {
             struct submit_result r;
-            memset(&r, 0, sizeof r);
-            r.status = (int)refused->status;
-            r.body = refused->len ? refused->body : "{}";
-            r.len = refused->len ? refused->len : 2;
-            r.retry = refused->status == 503;
+            submit_result_of_reply(&r, refused);
             submit_op_deliver(op, &r);
         } else if (!op->delivered && unknown != NULL) {
             submit_op_deliver_unavailable(op, unknown);

@@ -31,21 +31,7 @@ struct member_op {
 
 static void op_fail(struct member_op *op, enum err_code code, const char *message)
 {
-    struct submit_result r;
-    struct buf b;
-    buf_init(&b);
-    memset(&r, 0, sizeof r);
-    r.status = err_http_status(code);
-    r.retry = code == ERR_UNAVAILABLE;
-    if (err_write_body(&b, code, message, NULL) == 0) {
-        r.body = b.data;
-        r.len = b.len;
-    } else {
-        r.body = "{}";
-        r.len = 2;
-    }
-    op->cb(op->cb_data, &r);
-    buf_free(&b);
+    submit_answer_error(op->cb, op->cb_data, code, message);
     free(op);
 }
 

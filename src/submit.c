@@ -99,23 +99,42 @@ void submit_op_deliver(struct submit_op *op, const struct submit_result *r)
     op->cb(op->data, r);
 }
 
-void submit_op_deliver_unavailable(struct submit_op *op, const char *message)
+void submit_answer_error(submit_cb cb, void *data, enum err_code code, const char *message)
 {
     struct submit_result r;
     struct buf b;
     buf_init(&b);
     memset(&r, 0, sizeof r);
-    r.status = 503;
-    r.retry = 1;
-    if (err_write_body(&b, ERR_UNAVAILABLE, message, NULL) == 0) {
+    r.status = err_http_status(code);
+    r.retry = code == ERR_UNAVAILABLE;
+    if (err_write_body(&b, code, message, NULL) == 0) {
         r.body = b.data;
         r.len = b.len;
     } else {
         r.body = "{}";
         r.len = 2;
     }
-    submit_op_deliver(op, &r);
+    cb(data, &r);
     buf_free(&b);
+}
+
+void submit_result_of_reply(struct submit_result *r, const struct forward_reply *reply)
+{
+    memset(r, 0, sizeof *r);
+    r->status = (int)reply->status;
+    r->body = reply->len ? reply->body : "{}";
+    r->len = reply->len ? reply->len : 2;
+    r->retry = reply->status == 503;
+}
+
+static void deliver_to_op(void *op, const struct submit_result *r)
+{
+    submit_op_deliver(op, r);
+}
+
+void submit_op_deliver_unavailable(struct submit_op *op, const char *message)
+{
+    submit_answer_error(deliver_to_op, op, ERR_UNAVAILABLE, message);
 }
 
 void submit_op_finish_unavailable(struct submit_op *op, const char *message)
@@ -212,11 +231,7 @@ static void relay_forwarded(void *data, const struct forward_reply *reply)
         submit_op_backend_done(op);
         return;
     }
-    memset(&r, 0, sizeof r);
-    r.status = (int)reply->status;
-    r.body = reply->len ? reply->body : "{}";
-    r.len = reply->len ? reply->len : 2;
-    r.retry = reply->status == 503;
+    submit_result_of_reply(&r, reply);
     relay_done(op, &r);
 }
 
@@ -277,24 +292,10 @@ static void send_or_park(struct submit_op *op)
 static void answer_read_model_failed(struct submit *s, submit_cb cb, void *data)
 {
     char message[sizeof s->fsm->errmsg + 96];
-    struct submit_result r;
-    struct buf b;
     snprintf(message, sizeof message,
              "this node cannot write its read model now (%s); retry on another node",
              s->fsm->errmsg);
-    buf_init(&b);
-    memset(&r, 0, sizeof r);
-    r.status = 503;
-    r.retry = 1;
-    if (err_write_body(&b, ERR_UNAVAILABLE, message, NULL) == 0) {
-        r.body = b.data;
-        r.len = b.len;
-    } else {
-        r.body = "{}";
-        r.len = 2;
-    }
-    cb(data, &r);
-    buf_free(&b);
+    submit_answer_error(cb, data, ERR_UNAVAILABLE, message);
 }
 
 void submit_entry(struct submit *s, struct raft_buffer buf, submit_cb cb, void *data)

@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "errors.h"
 #include "forward_batch.h"
 #include "leader_batch.h"
 #include "queue.h"
@@ -40,6 +41,10 @@ struct submit_result {
 
 /* Called once per submission, on the loop. */
 typedef void (*submit_cb)(void *data, const struct submit_result *r);
+
+/* Call @cb with the error outcome @code and @message (its status and body;
+ * Retry-After for ERR_UNAVAILABLE): how every error outcome is made. */
+void submit_answer_error(submit_cb cb, void *data, enum err_code code, const char *message);
 
 /* Runs a relayed command on the leader (the membership module): calls @cb
  * once, possibly before returning. @body (JSON, @len bytes) is borrowed. */

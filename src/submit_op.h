@@ -42,6 +42,11 @@ struct submit_op {
  * @op from every list. */
 void submit_op_deliver(struct submit_op *op, const struct submit_result *r);
 
+struct forward_reply;
+
+/* The outcome a leader's HTTP answer @reply gives (borrowing its body). */
+void submit_result_of_reply(struct submit_result *r, const struct forward_reply *reply);
+
 /* Deliver a 503 with Retry-After and @message. */
 void submit_op_deliver_unavailable(struct submit_op *op, const char *message);
 
