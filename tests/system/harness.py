@@ -84,21 +84,24 @@ class Node:
         self.proc = None
         self.log_path = os.path.join(workdir, "node%d.log" % node_id)
         self.conn = None
+        self.host = "127.0.0.1"  # where it listens (a fault test's namespace has its own)
+        self.wrap = []           # a command prefix, e.g. ["ip", "netns", "exec", NS]
 
     @property
     def http_addr(self):
-        return "127.0.0.1:%d" % self.http_port
+        return "%s:%d" % (self.host, self.http_port)
 
     def args(self):
         a = [self.varastod, "--id", str(self.id), "--data-dir", self.data_dir,
-             "--http", self.http_addr, "--raft", "127.0.0.1:%d" % self.raft_port]
+             "--http", self.http_addr, "--raft", "%s:%d" % (self.host, self.raft_port)]
         if self.token_file:
             a += ["--token-file", self.token_file]
         return a + self.extra
 
     def start(self, wait=True):
         self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.args(), stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(self.wrap + self.args(), stdout=self.log,
+                                     stderr=subprocess.STDOUT)
         if wait:
             self.wait_ready()
         return self
@@ -148,7 +151,7 @@ class Node:
             h["Content-Type"] = "application/json"
         for attempt in range(2):
             if self.conn is None:
-                self.conn = http.client.HTTPConnection("127.0.0.1", self.http_port,
+                self.conn = http.client.HTTPConnection(self.host, self.http_port,
                                                        timeout=timeout)
             try:
                 # the timeout of a kept-alive connection is its socket's

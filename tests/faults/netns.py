@@ -1,0 +1,122 @@
+"""Hosts for fault tests: each node in a network namespace of its own,
+joined to a bridge that lives in a namespace of its own, where the test's
+client runs too. Nothing is added to the root namespace. A node is
+partitioned off by taking its link on the bridge down.
+
+    with Network(3) as net:   # namespaces vsw-XXXX, vn1-XXXX, ...
+        net.run_inside(argv)   # re-run a script in the bridge namespace
+"""
+import os
+import random
+import subprocess
+import sys
+
+SUBNET = "10.77.%d.%d"
+
+
+def ip(*args, check=True):
+    return subprocess.run(["ip"] + list(args), check=check, capture_output=True, text=True)
+
+
+def available():
+    """Why namespaces cannot be made here, or None."""
+    if os.geteuid() != 0:
+        return "needs root (network namespaces)"
+    try:
+        name = "vprobe-%d" % os.getpid()
+        ip("netns", "add", name)
+        ip("netns", "del", name)
+    except (OSError, subprocess.CalledProcessError) as e:
+        return "cannot create a network namespace: %s" % e
+    return None
+
+
+class Network:
+    def __init__(self, n_hosts):
+        self.tag = "%04x" % random.randrange(0x10000)
+        self.net = random.randrange(1, 250)
+        self.switch = "vsw-" + self.tag
+        self.hosts = ["vn%d-%s" % (i + 1, self.tag) for i in range(n_hosts)]
+        self.made = []
+
+    def address(self, i):
+        """The address of host @i (0-based)."""
+        return SUBNET % (self.net, i + 1)
+
+    def __enter__(self):
+        try:
+            ip("netns", "add", self.switch)
+            self.made.append(self.switch)
+            ip("-n", self.switch, "link", "set", "lo", "up")
+            ip("-n", self.switch, "link", "add", "br0", "type", "bridge")
+            ip("-n", self.switch, "addr", "add", SUBNET % (self.net, 254) + "/24", "dev", "br0")
+            ip("-n", self.switch, "link", "set", "br0", "up")
+            for i, h in enumerate(self.hosts):
+                ip("netns", "add", h)
+                self.made.append(h)
+                ip("-n", h, "link", "set", "lo", "up")
+                ip("-n", h, "link", "add", "eth0", "type", "veth", "peer", "name", self.port(i),
+                   "netns", self.switch)
+                ip("-n", h, "addr", "add", self.address(i) + "/24", "dev", "eth0")
+                ip("-n", h, "link", "set", "eth0", "up")
+                ip("-n", self.switch, "link", "set", self.port(i), "master", "br0")
+                ip("-n", self.switch, "link", "set", self.port(i), "up")
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        for ns in reversed(self.made):
+            ip("netns", "del", ns, check=False)
+        self.made = []
+
+    def port(self, i):
+        return "p%d" % (i + 1)
+
+    def wrap(self, i):
+        """The command prefix that runs a program on host @i."""
+        return ["ip", "netns", "exec", self.hosts[i]]
+
+    def isolate(self, i):
+        """Cut host @i off from every other host and the client. Connections
+        to it are reset on the other hosts, as they are once their timeouts
+        give up in a long partition: new ones wait in connect."""
+        ip("-n", self.switch, "link", "set", self.port(i), "down")
+        for k, h in enumerate(self.hosts):
+            if k != i:
+                subprocess.run(["ip", "netns", "exec", h, "ss", "-K", "dst", self.address(i)],
+                               capture_output=True)
+
+    def heal(self, i):
+        ip("-n", self.switch, "link", "set", self.port(i), "up")
+
+    def run_inside(self, argv):
+        """Run @argv in the bridge's namespace (where the client is); its
+        exit code."""
+        return subprocess.call(["ip", "netns", "exec", self.switch] + argv)
+
+
+def main_inside(script_main):
+    """For a test script: outside, make the network and re-run this script
+    inside the bridge namespace (`--inside TAG NET N`); inside, run
+    @script_main(network description). Returns the exit code."""
+    if len(sys.argv) > 1 and sys.argv[1] == "--inside":
+        tag, net, n = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+        sys.argv = [sys.argv[0]] + sys.argv[5:]
+        desc = Network(n)
+        desc.tag, desc.net = tag, net
+        desc.switch = "vsw-" + tag
+        desc.hosts = ["vn%d-%s" % (i + 1, tag) for i in range(n)]
+        return script_main(desc)
+    why = available()
+    if why is not None:
+        print("skipped: %s" % why)
+        return 77
+    n = 3
+    with Network(n) as net:
+        return net.run_inside([sys.executable, os.path.abspath(sys.argv[0]), "--inside",
+                               net.tag, str(net.net), str(n)] + sys.argv[1:])
