@@ -81,13 +81,15 @@ class Network:
         """The command prefix that runs a program on host @i."""
         return ["ip", "netns", "exec", self.hosts[i]]
 
-    def isolate(self, i):
-        """Cut host @i off from every other host and the client. Connections
-        to it are reset on the other hosts, as they are once their timeouts
-        give up in a long partition: new ones wait in connect."""
+    def isolate(self, i, reset=False):
+        """Cut host @i off from every other host and the client: packets to
+        and from it are dropped, and connections stay open (writes to it
+        pile up). With @reset, the other hosts' connections to it are reset
+        too, as a long partition's timeouts end them: new ones wait in
+        connect."""
         ip("-n", self.switch, "link", "set", self.port(i), "down")
         for k, h in enumerate(self.hosts):
-            if k != i:
+            if reset and k != i:
                 subprocess.run(["ip", "netns", "exec", h, "ss", "-K", "dst", self.address(i)],
                                capture_output=True)
 
