@@ -169,6 +169,18 @@ void cluster_after_iteration(struct cluster *c)
     }
 }
 
+int cluster_dir_pristine(const struct config *config)
+{
+    char meta[CONFIG_PATH_MAX + 32];
+    struct stat sb;
+    snprintf(meta, sizeof meta, "%s/raft/metadata1", config->data_dir);
+    if (stat(meta, &sb) == 0) {
+        return 0;
+    }
+    snprintf(meta, sizeof meta, "%s/raft/metadata2", config->data_dir);
+    return stat(meta, &sb) != 0;
+}
+
 int cluster_start(struct cluster *c, uv_loop_t *loop, const struct config *config, struct fsm *fsm)
 {
     struct raft_configuration conf;
@@ -184,14 +196,7 @@ int cluster_start(struct cluster *c, uv_loop_t *loop, const struct config *confi
         snprintf(c->errmsg, sizeof c->errmsg, "cannot create %s: %s", c->raft_dir, strerror(errno));
         return ERR_INTERNAL;
     }
-    {
-        char meta[CONFIG_PATH_MAX + 32];
-        struct stat sb;
-        snprintf(meta, sizeof meta, "%s/metadata1", c->raft_dir);
-        c->pristine = stat(meta, &sb) != 0;
-        snprintf(meta, sizeof meta, "%s/metadata2", c->raft_dir);
-        c->pristine = c->pristine && stat(meta, &sb) != 0;
-    }
+    c->pristine = cluster_dir_pristine(config);
     rv = transport_init(&c->transport, loop);
     if (rv != 0) {
         snprintf(c->errmsg, sizeof c->errmsg, "raft transport: %s", raft_strerror(rv));

@@ -43,6 +43,9 @@ struct cluster {
     char errmsg[512];                    /* why cluster_start failed */
 };
 
+/* Whether config->data_dir holds no raft state yet (no metadata file). */
+int cluster_dir_pristine(const struct config *config);
+
 /* Set up raft over @fsm with data under config->data_dir/raft, bootstrap on a
  * pristine directory, and start. Returns 0, or ERR_INTERNAL with c->errmsg
  * set. */

@@ -259,6 +259,65 @@ static int close_loop(struct node *node)
 
 /* ---- starting ---- */
 
+/* Move the read model files at @path aside (suffix @why and the time),
+ * keeping them for inspection; the name they went to is in @aside. */
+static int move_aside(const char *path, const char *why, char *aside, size_t size)
+{
+    static const char *const sides[] = {"", "-wal", "-shm"};
+    long long ms = (long long)util_now_ms();
+    size_t i;
+    snprintf(aside, size, "%s.%s-%lld", path, why, ms);
+    for (i = 0; i < sizeof sides / sizeof sides[0]; i++) {
+        char from[CONFIG_PATH_MAX + 48], to[CONFIG_PATH_MAX + 96];
+        snprintf(from, sizeof from, "%s%s", path, sides[i]);
+        snprintf(to, sizeof to, "%s%s", aside, sides[i]);
+        if (rename(from, to) != 0 && errno != ENOENT) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Open the read model. It is derived from raft's log and snapshot, so one
+ * that is no sound database, or that holds entries while this node's raft
+ * log is empty (it belongs to another log: raft/ was replaced or removed),
+ * is never trusted: it is moved aside and rebuilt from the log and the
+ * snapshot (SPEC 1.1). Returns 0, or -1 after one line on stderr. */
+static int open_read_model(struct node *node, const char *path)
+{
+    char why[CONFIG_PATH_MAX + 128], aside[CONFIG_PATH_MAX + 64];
+    uint64_t index = 0, seq = 0;
+
+    if (store_open(&node->store, path) == 0) {
+        store_meta_get_applied(&node->store, &index, &seq);
+        if (index == 0 || !cluster_dir_pristine(&node->config)) {
+            return 0;
+        }
+        store_close(&node->store);
+        snprintf(why, sizeof why,
+                 "holds entries up to index %llu but the raft log is empty (it belongs to "
+                 "another log)",
+                 (unsigned long long)index);
+    } else if (node->store.corrupt) {
+        snprintf(why, sizeof why, "is not a sound database (%s)", node->store.errmsg);
+    } else {
+        fprintf(stderr, "varastod: %s\n", node->store.errmsg);
+        return -1;
+    }
+    if (move_aside(path, index != 0 ? "foreign" : "corrupt", aside, sizeof aside) != 0) {
+        fprintf(stderr, "varastod: read model %s %s, and it cannot be moved aside: %s\n", path, why,
+                strerror(errno));
+        return -1;
+    }
+    log_warn("read model %s %s; moved to %s, rebuilding it from the raft log and snapshot", path,
+             why, aside);
+    if (store_open(&node->store, path) != 0) {
+        fprintf(stderr, "varastod: %s\n", node->store.errmsg);
+        return -1;
+    }
+    return 0;
+}
+
 static int fail(struct node *node, const char *message)
 {
     fprintf(stderr, "varastod: %s\n", message);
@@ -282,8 +341,7 @@ int node_run(const struct config *config)
     }
     snprintf(path, sizeof path, "%s/readmodel.db", config->data_dir);
     store_library_init();
-    if (store_open(&node.store, path) != 0) {
-        fprintf(stderr, "varastod: %s\n", node.store.errmsg);
+    if (open_read_model(&node, path) != 0) {
         return 1;
     }
     if (auth_init(&node.auth, config, &node.store) != 0) {

@@ -50,6 +50,7 @@ int store_open(struct store *st, const char *path)
     st->wal_pages = 0;
     st->wal_fd = -1;
     st->errmsg[0] = '\0';
+    st->corrupt = 0;
     snprintf(st->path, sizeof st->path, "%s", path);
     /* NOMUTEX: each connection is used by one thread at a time (the reader
      * is handed between the loop and one worker under reader_busy and
@@ -76,6 +77,8 @@ int store_open(struct store *st, const char *path)
                      "PRAGMA foreign_keys=OFF; PRAGMA cache_size=-65536;",
                      NULL, NULL, &errmsg) != SQLITE_OK ||
         sqlite3_exec(st->db, store_schema, NULL, NULL, &errmsg) != SQLITE_OK) {
+        int rc = sqlite3_errcode(st->db) & 0xff;
+        st->corrupt = rc == SQLITE_NOTADB || rc == SQLITE_CORRUPT;
         snprintf(st->errmsg, sizeof st->errmsg, "init %s: %s", path,
                  errmsg ? errmsg : sqlite3_errmsg(st->db));
         sqlite3_free(errmsg);

@@ -52,6 +52,7 @@ struct store {
     char path[1024];
     char errmsg[256];
     char reader_errmsg[256];
+    int corrupt; /* store_open failed: the file is not a sound database */
 };
 
 /* Process-wide SQLite settings; call once, before any other store call.
@@ -60,7 +61,8 @@ struct store {
 void store_library_init(void);
 
 /* Open (creating if needed) the database at @path and prepare statements.
- * Returns 0, or -1 with st->errmsg set. */
+ * Returns 0, or -1 with st->errmsg set (and st->corrupt when SQLite found
+ * the file is no database or a damaged one). */
 int store_open(struct store *st, const char *path);
 
 /* Finalize statements and close the connection. */
