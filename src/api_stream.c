@@ -199,7 +199,12 @@ int api_stream_start(struct api *api, h2o_req_t *req, int use_last_event_id,
         /* A durable subscription: its cursor and its filter. A reconnect's
          * Last-Event-ID (what the client has processed) still wins. */
         uint64_t acked;
-        if (!store_subscription(api->store, subscription, filter, &acked)) {
+        int found = store_subscription(api->store, subscription, filter, &acked);
+        if (found < 0) {
+            http_reply_error(req, ERR_INTERNAL, "read model: %s", api->store->errmsg);
+            return -1;
+        }
+        if (found == 0) {
             http_reply_error(req, ERR_NOT_FOUND, "subscription '%s' not found", subscription);
             return -1;
         }

@@ -281,7 +281,8 @@ int store_sub_delete(struct store *st, const char *name);
 /* All subscriptions, by name. Returns the rows passed to @cb. */
 int store_subs(struct store *st, store_sub_fn cb, void *data);
 /* Subscription @name's type filter (parsed into @types when not NULL) and
- * acked cursor. Returns 1, or 0 if there is none (or on an error). */
+ * acked cursor. Returns 1, 0 if there is none, or a negative enum store_rc
+ * with st->errmsg set. */
 struct type_filter;
 int store_subscription(struct store *st, const char *name, struct type_filter *types,
                        uint64_t *cursor);

@@ -136,8 +136,9 @@ int store_subscription(struct store *st, const char *name, struct type_filter *t
                        uint64_t *cursor)
 {
     struct store_sub row;
-    if (store_sub_get(st, name, &row) != 1) {
-        return 0;
+    int rv = store_sub_get(st, name, &row);
+    if (rv != 1) {
+        return rv; /* 0: none; < 0: the store failed (st->errmsg) */
     }
     if (types != NULL) {
         type_filter_parse(types, row.types);

@@ -115,6 +115,7 @@ static void test_other_rows(void)
     struct store_idempotency idem;
     uint8_t hash[32] = {1}, other[32] = {2};
     char raft[64], http[64];
+    uint64_t cursor = 0;
     harness_open(&h);
     CHECK_INT(store_begin(&h.store), 0);
     CHECK_INT(store_apikey_insert(&h.store, "k1", "ci", hash, 1), 1);
@@ -137,6 +138,9 @@ static void test_other_rows(void)
     CHECK_STR(sub.types, "a.,b.");
     CHECK_INT(sub.cursor, 5);
     CHECK_INT(store_sub_get(&h.store, "nope", &sub), 0);
+    /* a stream's subscription lookup tells "none" from a failed read */
+    CHECK_INT(store_subscription(&h.store, "nope", NULL, &cursor), 0);
+    CHECK_INT(store_subscription(&h.store, "s", NULL, &cursor), 1);
     CHECK_INT(store_node_put(&h.store, 2, "r:1", "h:1"), 1);
     CHECK_INT(store_node_addresses(&h.store, 2, raft, http, sizeof raft), 1);
     CHECK_STR(http, "h:1");
@@ -150,6 +154,10 @@ static void test_other_rows(void)
     CHECK_STR(idem.body, "{\"x\":1}");
     CHECK_INT(store_idempotency_get(&h.store, "other", &idem), 0);
     CHECK_INT(store_commit(&h.store), 0);
+    /* ... and a read that fails is an error, not "none" (a stream would
+     * answer 404 for a subscription that exists) */
+    harness_exec(&h, "DROP TABLE subscriptions");
+    CHECK(store_subscription(&h.store, "s", NULL, &cursor) < 0);
     harness_close(&h);
 }
 
