@@ -196,6 +196,11 @@ void consistency_flush(struct consistency *c)
     }
 }
 
+int consistency_ready(const struct consistency *c, uint64_t min_seq, int linearizable)
+{
+    return !linearizable && min_seq <= c->fsm->last_seq;
+}
+
 enum consistency_status consistency_start(struct consistency *c, uint64_t min_seq, int linearizable,
                                           consistency_cb cb, void *data,
                                           struct consistency_wait **wait)
@@ -205,7 +210,7 @@ enum consistency_status consistency_start(struct consistency *c, uint64_t min_se
     enum route_target to = ROUTE_HERE;
 
     *wait = NULL;
-    if (!linearizable && min_seq <= c->fsm->last_seq) {
+    if (consistency_ready(c, min_seq, linearizable)) {
         return CONSISTENCY_READY;
     }
     if (c->closed) {

@@ -47,6 +47,10 @@ void consistency_init(struct consistency *c, uv_loop_t *loop, struct fsm *fsm,
                       struct cluster *cluster, struct route *route, struct forward *forward,
                       unsigned timeout_ms);
 
+/* Whether a read that needs seq @min_seq (and @linearizable) can be served
+ * now without waiting: the common case, checked before any allocation. */
+int consistency_ready(const struct consistency *c, uint64_t min_seq, int linearizable);
+
 /* Start a read that needs seq @min_seq applied (0: none) and, with
  * @linearizable, a read index. Returns READY (no wait, no callback),
  * NO_LEADER, UNAVAILABLE or NO_MEMORY (no callback), or WAITING: then

@@ -83,7 +83,7 @@ void http_add_header(h2o_req_t *req, const char *name, const char *value)
 void http_prepare(h2o_req_t *req, int status)
 {
     char *seq = h2o_mem_alloc_pool(&req->pool, 24);
-    unsigned long long v = *server_of(req)->applied_seq;
+    unsigned long long v = *server_of(req)->deps.applied_seq;
     char tmp[24];
     size_t n = 0;
 
@@ -147,7 +147,7 @@ int http_is_admin(h2o_req_t *req)
 {
     char value[HTTP_AUTH_HEADER_MAX];
     return http_header(req, "authorization", value, sizeof value) == 1 &&
-           auth_is_admin(server_of(req)->auth, value);
+           auth_is_admin(server_of(req)->deps.auth, value);
 }
 
 /* ---- routing -------------------------------------------------------------------- */
@@ -170,7 +170,7 @@ static void parked_read_done(void *data, enum consistency_status status)
     if (req == NULL) {
         /* the client is gone */
     } else if (status == CONSISTENCY_READY) {
-        p->route->handler(p->server->api, req, p->params);
+        p->route->handler(p->server->deps.api, req, p->params);
     } else if (status == CONSISTENCY_TIMEOUT) {
         http_reply_error(req, ERR_TIMEOUT, "timed out waiting for this node to apply seq %llu",
                          p->min_seq);
@@ -208,6 +208,10 @@ static void dispatch_read(struct http_server *s, h2o_req_t *req, const struct ht
         return;
     }
     linearizable = rv == 1 && strcmp(consistency, "linearizable") == 0;
+    if (consistency_ready(s->deps.reads, min_seq, linearizable)) {
+        route->handler(s->deps.api, req, params); /* no wait: nothing to allocate */
+        return;
+    }
     p = calloc(1, sizeof *p);
     if (p == NULL) {
         http_reply_error(req, ERR_INTERNAL, "out of memory");
@@ -217,10 +221,11 @@ static void dispatch_read(struct http_server *s, h2o_req_t *req, const struct ht
     p->route = route;
     memcpy(p->params, params, sizeof p->params);
     p->min_seq = min_seq;
-    switch (consistency_start(s->reads, min_seq, linearizable, parked_read_done, p, &p->wait)) {
+    switch (
+        consistency_start(s->deps.reads, min_seq, linearizable, parked_read_done, p, &p->wait)) {
     case CONSISTENCY_READY:
         free(p);
-        route->handler(s->api, req, params);
+        route->handler(s->deps.api, req, params);
         return;
     case CONSISTENCY_WAITING:
         req_ref_attach(&p->ref, req);
@@ -251,14 +256,15 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     int path_known = 0, has_auth;
     size_t i;
 
-    for (i = 0; i < s->n_routes; i++) {
-        if (!http_route_match(&req->pool, s->routes[i].pattern, req->path.base, path_len, params)) {
+    for (i = 0; i < s->deps.n_routes; i++) {
+        if (!http_route_match(&req->pool, s->deps.routes[i].pattern, req->path.base, path_len,
+                              params)) {
             continue;
         }
         path_known = 1;
-        if (h2o_memis(req->method.base, req->method.len, s->routes[i].method,
-                      strlen(s->routes[i].method))) {
-            route = &s->routes[i];
+        if (h2o_memis(req->method.base, req->method.len, s->deps.routes[i].method,
+                      strlen(s->deps.routes[i].method))) {
+            route = &s->deps.routes[i];
             break;
         }
     }
@@ -269,7 +275,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     }
     if (!route->public_) {
         has_auth = http_header(req, "authorization", authorization, sizeof authorization) == 1;
-        if (!auth_allows(s->auth, has_auth ? authorization : NULL)) {
+        if (!auth_allows(s->deps.auth, has_auth ? authorization : NULL)) {
             http_reply_error(req, ERR_UNAUTHORIZED, "missing or invalid bearer token");
             return 0;
         }
@@ -277,7 +283,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     if (route->read) {
         dispatch_read(s, req, route, params);
     } else {
-        route->handler(s->api, req, params);
+        route->handler(s->deps.api, req, params);
     }
     return 0;
 }
@@ -329,12 +335,7 @@ int http_start(struct http_server *s, uv_loop_t *loop, const char *addr,
     int port, rv;
 
     memset(s, 0, sizeof *s);
-    s->routes = deps->routes;
-    s->n_routes = deps->n_routes;
-    s->api = deps->api;
-    s->auth = deps->auth;
-    s->reads = deps->reads;
-    s->applied_seq = deps->applied_seq;
+    s->deps = *deps;
     queue_init(&s->conns);
     if (config_split_addr(addr, host, &port) != 0 || uv_ip4_addr(host, port, &sin) != 0) {
         snprintf(s->errmsg, sizeof s->errmsg, "--http: '%s' is not an IPv4 HOST:PORT", addr);

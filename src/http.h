@@ -41,27 +41,9 @@ struct req_ref {
     struct req_ref **slot; /* in the request's pool; points back here */
 };
 
-struct http_server {
-    h2o_globalconf_t config;
-    h2o_context_t ctx;
-    h2o_accept_ctx_t accept_ctx;
-    uv_tcp_t listener;
-    int listening;
-    int started;                     /* h2o's context is set up */
-    const struct http_route *routes; /* borrowed */
-    size_t n_routes;
-    struct api *api;             /* borrowed: handed to handlers */
-    struct auth *auth;           /* borrowed */
-    struct consistency *reads;   /* borrowed */
-    const uint64_t *applied_seq; /* borrowed: X-Varasto-Seq */
-    struct queue conns;          /* open client connections */
-    int ending;                  /* http_shutdown was called */
-    uv_timer_t finish;           /* disposes h2o once no connection is left */
-    void (*shutdown_cb)(struct http_server *s);
-    char errmsg[256]; /* why http_start failed */
-};
-
-/* What http_start needs besides the address; all borrowed. */
+/* What the server works with besides its address; all borrowed: the route
+ * table, the handlers' context (never looked into here), auth, read
+ * consistency, and the applied seq for X-Varasto-Seq. */
 struct http_deps {
     const struct http_route *routes;
     size_t n_routes;
@@ -69,6 +51,21 @@ struct http_deps {
     struct auth *auth;
     struct consistency *reads;
     const uint64_t *applied_seq;
+};
+
+struct http_server {
+    h2o_globalconf_t config;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept_ctx;
+    uv_tcp_t listener;
+    int listening;
+    int started; /* h2o's context is set up */
+    struct http_deps deps;
+    struct queue conns; /* open client connections */
+    int ending;         /* http_shutdown was called */
+    uv_timer_t finish;  /* disposes h2o once no connection is left */
+    void (*shutdown_cb)(struct http_server *s);
+    char errmsg[256]; /* why http_start failed */
 };
 
 /* Listen on @addr (HOST:PORT). Returns 0, or ERR_UNAVAILABLE (a bad or

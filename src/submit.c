@@ -199,16 +199,20 @@ static struct submit_op *op_new(struct submit *s, enum submit_kind kind, submit_
     return op;
 }
 
-/* No op could be made: the node is stopping, or out of memory. */
+/* No op could be made: the node is stopping, or out of memory (then the
+ * answer is a constant: nothing more is allocated for it). */
 static void answer_refused(struct submit *s, submit_cb cb, void *data)
 {
     static const char oom[] = "{\"Error\":\"out of memory\",\"Code\":\"unavailable\"}";
-    static const char stopping[] = "{\"Error\":\"" STOPPING_NOT_SENT "\",\"Code\":\"unavailable\"}";
     struct submit_result r;
+    if (s->stopping) {
+        submit_answer_error(cb, data, ERR_UNAVAILABLE, STOPPING_NOT_SENT);
+        return;
+    }
     memset(&r, 0, sizeof r);
     r.status = 503;
-    r.body = s->stopping ? stopping : oom;
-    r.len = s->stopping ? sizeof stopping - 1 : sizeof oom - 1;
+    r.body = oom;
+    r.len = sizeof oom - 1;
     r.retry = 1;
     cb(data, &r);
 }
