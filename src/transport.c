@@ -97,11 +97,15 @@ int transport_init(struct transport *t, uv_loop_t *loop)
 {
     int rv;
     memset(t, 0, sizeof *t);
+    /* raft 0.22 refuses a transport whose version is unset (raft_uv_tcp_init
+     * checks it is 1 before it starts, raft_uv_init that it is not 0). */
+    t->tcp.version = 1;
     rv = raft_uv_tcp_init(&t->tcp, loop);
     if (rv != 0) {
         return rv;
     }
     t->tcp.data = t;
+    t->outer.version = 1;
     t->outer.impl = t;
     t->outer.init = t_init;
     t->outer.listen = t_listen;
