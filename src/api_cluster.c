@@ -97,10 +97,12 @@ void api_cluster(struct api *api, h2o_req_t *req, char **params)
             buf_append_str(&out, ",\"Reachable\":true,\"MatchIndex\":");
             buf_append_int(&out, (long long)raft_last_index(r));
         } else if (leader) {
+            raft_index match = 0;
             buf_append_str(&out, ",\"Reachable\":");
-            buf_append_str(&out, r->leader_state.progress[i].recent_recv ? "true" : "false");
+            buf_append_str(&out, cluster_peer_reachable(api->cluster, srv->id) ? "true" : "false");
             buf_append_str(&out, ",\"MatchIndex\":");
-            buf_append_int(&out, (long long)r->leader_state.progress[i].match_index);
+            raft_match_index(r, srv->id, &match);
+            buf_append_int(&out, (long long)match);
         } else {
             buf_append_str(&out, ",\"Reachable\":null,\"MatchIndex\":null");
         }

@@ -24,10 +24,6 @@
  * with the commit index, even right after one that carried entries (a
  * follower applies those only after writing them). */
 #define FAST_HEARTBEAT_MS 0
-/* raft 0.15's replication state of a follower (src/progress.h): in probe
- * state every heartbeat resends all entries from the follower's next index,
- * so fast heartbeats must wait until every follower is streaming. */
-#define RAFT_PROGRESS_PROBE 0
 #define FAST_HEARTBEAT_FOR_MS 100
 /* raft_uv closes a full open segment on the loop thread, and its
  * io_destroy waits for an RCU grace period: 27-52 ms on each node here, all
@@ -35,15 +31,6 @@
  * (raft's default is 8) make those stalls four times rarer, for 96 MiB of
  * preallocated segment files per node instead of 24. */
 #define SEGMENT_BYTES (32u << 20)
-
-static void barrier_cb(struct raft_barrier *req, int status)
-{
-    struct cluster *c = req->data;
-    c->barrier_pending = 0;
-    if (status != 0) {
-        log_debug("leadership barrier: %s", raft_strerror(status));
-    }
-}
 
 static void fast_tick_cb(uv_timer_t *t)
 {
@@ -71,8 +58,9 @@ static void fast_stop(struct cluster *c)
     }
 }
 
-/* Raft 0.15 does not commit a no-op when it wins an election, so entries of
- * earlier terms would wait for the next command; a barrier commits them. */
+/* Leadership changes go to the log. raft 0.22 itself appends a barrier when
+ * it wins an election with entries of earlier terms past its commit index
+ * (src/convert.c, convertToLeader), so they commit without a command. */
 static void watch_cb(uv_timer_t *t)
 {
     struct cluster *c = t->data;
@@ -80,12 +68,6 @@ static void watch_cb(uv_timer_t *t)
 
     if (leader && !c->was_leader) {
         log_info("became leader (term %llu)", (unsigned long long)c->raft.current_term);
-        if (!c->barrier_pending) {
-            c->barrier.data = c;
-            if (raft_barrier(&c->raft, &c->barrier, barrier_cb) == 0) {
-                c->barrier_pending = 1;
-            }
-        }
     } else if (!leader && c->was_leader) {
         log_info("lost leadership");
     }
@@ -96,26 +78,98 @@ static void watch_cb(uv_timer_t *t)
     }
 }
 
-/* raft_uv's start, wrapped to keep raft's tick callback, which
- * cluster_after_iteration and the fast timer run between raft_uv's ticks. */
-static int io_start(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick, raft_io_recv_cb recv)
+static struct cluster *cluster_of_io(struct raft_io *io)
 {
-    struct cluster *c = (struct cluster *)((char *)io - offsetof(struct cluster, io));
-    c->tick = tick;
-    return c->io_start(io, msecs, tick, recv);
+    return (struct cluster *)((char *)io - offsetof(struct cluster, io));
 }
 
-static int any_follower_probing(struct raft *r)
+static struct cluster_peer *peer_find(struct cluster *c, raft_id id)
 {
     unsigned i;
-    if (r->leader_state.progress == NULL) {
-        return 1;
+    for (i = 0; i < c->n_peers; i++) {
+        if (c->peers[i].id == id) {
+            return &c->peers[i];
+        }
     }
+    return NULL;
+}
+
+/* raft's receive callback, wrapped to note each AppendEntries result before
+ * raft takes it: raft 0.22 keeps what its leader has heard from each
+ * follower in a private progress array (src/progress.h), and the public API
+ * gives only the match index (raft_match_index). */
+static void io_recv(struct raft_io *io, struct raft_message *msg)
+{
+    struct cluster *c = cluster_of_io(io);
+
+    if (msg->type == RAFT_APPEND_ENTRIES_RESULT) {
+        struct cluster_peer *p = peer_find(c, msg->server_id);
+        if (p == NULL) {
+            struct cluster_peer *grown = realloc(c->peers, (c->n_peers + 1) * sizeof *c->peers);
+            if (grown != NULL) {
+                c->peers = grown;
+                p = &c->peers[c->n_peers++];
+                p->id = msg->server_id;
+            }
+        }
+        if (p != NULL) {
+            p->last_result = io->time(io);
+            p->result_term = msg->append_entries_result.term;
+            p->rejected = msg->append_entries_result.rejected != 0;
+        }
+    }
+    c->recv(io, msg);
+}
+
+/* raft_uv's start, wrapped to keep raft's tick callback, which
+ * cluster_after_iteration and the fast timer run between raft_uv's ticks,
+ * and to see what raft receives (io_recv). */
+static int io_start(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick, raft_io_recv_cb recv)
+{
+    struct cluster *c = cluster_of_io(io);
+    c->tick = tick;
+    c->recv = recv;
+    return c->io_start(io, msecs, tick, io_recv);
+}
+
+/* Whether server @id answered an AppendEntries of the current term within
+ * the last election timeout; with @streaming, also that it took the
+ * entries. This mirrors raft 0.22's own view: its leader puts every
+ * follower in probe state on election, in pipeline state on the first
+ * successful result, and back in probe on a rejection or when the follower
+ * has not answered for an election timeout (src/replication.c,
+ * replicationUpdate; src/timeout.c, checkContactQuorum). */
+static int peer_heard(struct cluster *c, raft_id id, int streaming)
+{
+    const struct cluster_peer *p = peer_find(c, id);
+    raft_time now = c->io.time(&c->io);
+
+    if (p == NULL || p->result_term != c->raft.current_term || now < p->last_result ||
+        now - p->last_result >= c->raft.election_timeout) {
+        return 0;
+    }
+    return !streaming || !p->rejected;
+}
+
+int cluster_peer_reachable(struct cluster *c, uint64_t id)
+{
+    if (c->closing || raft_state(&c->raft) != RAFT_LEADER) {
+        return 0;
+    }
+    return id == c->raft.id || peer_heard(c, id, 0);
+}
+
+/* In probe state raft resends, at every heartbeat, all entries from the
+ * follower's next index, so fast heartbeats wait until every follower
+ * streams (see peer_heard). */
+static int any_follower_probing(struct cluster *c)
+{
+    struct raft *r = &c->raft;
+    unsigned i;
     for (i = 0; i < r->configuration.n; i++) {
         const struct raft_server *s = &r->configuration.servers[i];
         /* raft does not replicate to spares */
-        if (s->id != r->id && s->role != RAFT_SPARE &&
-            r->leader_state.progress[i].state == RAFT_PROGRESS_PROBE) {
+        if (s->id != r->id && s->role != RAFT_SPARE && !peer_heard(c, s->id, 1)) {
             return 1;
         }
     }
@@ -132,8 +186,8 @@ static raft_index followers_can_apply(struct raft *r)
     unsigned i;
     for (i = 0; i < r->configuration.n; i++) {
         const struct raft_server *s = &r->configuration.servers[i];
-        raft_index match = r->leader_state.progress[i].match_index;
-        if (s->id != r->id && s->role != RAFT_SPARE) {
+        raft_index match = 0;
+        if (s->id != r->id && s->role != RAFT_SPARE && raft_match_index(r, s->id, &match) == 0) {
             sum += match < r->commit_index ? match : r->commit_index;
         }
     }
@@ -148,7 +202,7 @@ void cluster_after_iteration(struct cluster *c)
     if (c->closing || raft_state(&c->raft) != RAFT_LEADER) {
         return;
     }
-    if (any_follower_probing(&c->raft)) {
+    if (any_follower_probing(c)) {
         fast_stop(c);
         return;
     }
@@ -214,12 +268,6 @@ int cluster_start(struct cluster *c, uv_loop_t *loop, const struct config *confi
     c->io_start = c->io.start;
     c->io.start = io_start;
     raft_uv_set_segment_size(&c->io, SEGMENT_BYTES);
-    /* raft_uv 0.15 implements async_work (the version 2 method) but still
-     * reports version 1, and raft requires version 2 for asynchronous FSM
-     * snapshots. */
-    if (c->io.async_work != NULL) {
-        c->io.version = 2;
-    }
     rv = raft_init(&c->raft, &c->io, &fsm->raft_fsm, config->id, config->raft);
     if (rv != 0) {
         snprintf(c->errmsg, sizeof c->errmsg, "raft init: %s", raft_errmsg(&c->raft));
@@ -438,6 +486,9 @@ void cluster_release(struct cluster *c)
         c->raft_closed = 0;
         raft_uv_close(&c->io);
         transport_close(&c->transport);
+        free(c->peers);
+        c->peers = NULL;
+        c->n_peers = 0;
     }
 }
 

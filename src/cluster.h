@@ -13,6 +13,14 @@
 
 struct barrier_group;
 
+/* What this node has heard from one other server (see cluster_recv). */
+struct cluster_peer {
+    raft_id id;
+    raft_time last_result; /* raft_uv's clock at its last AppendEntries result */
+    raft_term result_term; /* the term that result carried; 0 for none */
+    int rejected;          /* that result rejected the entries sent */
+};
+
 struct cluster {
     uv_loop_t *loop;
     const struct config *config;
@@ -20,9 +28,7 @@ struct cluster {
     struct raft raft;
     struct raft_io io;
     struct transport transport;
-    uv_timer_t watch;            /* leadership watch */
-    struct raft_barrier barrier; /* commits earlier terms' entries on election */
-    int barrier_pending;
+    uv_timer_t watch;          /* leadership watch */
     struct raft_barrier nudge; /* see cluster_nudge */
     int nudge_pending;
     int was_leader;
@@ -33,6 +39,9 @@ struct cluster {
     int (*io_start)(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick,
                     raft_io_recv_cb recv); /* raft_uv's, wrapped */
     raft_io_tick_cb tick;                  /* raft's tick, to run it early */
+    raft_io_recv_cb recv;                  /* raft's receive callback, wrapped */
+    struct cluster_peer *peers;            /* every server heard from, unordered */
+    unsigned n_peers;
     int closing;
     int raft_closed; /* raft closed; raft_uv not yet released */
     uint64_t close_started_ms;
@@ -59,6 +68,11 @@ uint64_t cluster_leader_id(struct cluster *c);
 
 /* Whether server @id is in the current raft configuration. */
 int cluster_is_member(struct cluster *c, uint64_t id);
+
+/* Leader: whether server @id answered an AppendEntries of the current term
+ * within the last election timeout (this node is always reachable). raft
+ * 0.22 keeps the same facts in its private progress array. */
+int cluster_peer_reachable(struct cluster *c, uint64_t id);
 
 /* Role name of this node: "leader", "follower", "candidate", "unavailable". */
 const char *cluster_role(struct cluster *c);
