@@ -13,11 +13,11 @@ struct batch_answer {
     leader_batch_answer_fn cb;
     void *data;
     unsigned offset; /* their place in the batch */
+    unsigned count;  /* how many */
     struct batch_answer *next;
 };
 
 struct leader_batch {
-    struct raft_apply req;
     struct leader_batcher *lb;
     struct batch_answer *answers; /* forwarded entries in this batch */
     struct leader_batch *next;    /* lb->applying, in index order */
@@ -25,10 +25,15 @@ struct leader_batch {
     uint64_t first;               /* raft index of ops[0] */
     unsigned n, done;             /* ops[0..done) have their outcome; a NULL
                                    * op is a follower's entry: no one waits here */
-    int raft_done;                /* raft's callback has fired (or never will) */
+    unsigned raft_pending;        /* raft callbacks still to come */
+    int raft_done;                /* every raft callback has fired (or never will) */
+    int raft_failed;              /* one of them reported a failure */
     int queued;                   /* in lb->applying */
     struct submit_op *ops[SUBMIT_BATCH_MAX];
     struct raft_buffer bufs[SUBMIT_BATCH_MAX];
+    /* raft 0.22's raft_apply takes one entry (src/legacy.c asserts n == 1,
+     * and its release build drops the others): one request per entry. */
+    struct raft_apply reqs[SUBMIT_BATCH_MAX];
 };
 
 void leader_batch_init(struct leader_batcher *lb, struct cluster *cluster)
@@ -91,8 +96,9 @@ static void batch_cb(struct raft_apply *req, int status, void *result)
 {
     struct leader_batch *b = req->data;
     (void)result; /* delivered by leader_batch_applied */
-    b->raft_done = 1;
-    if (status != 0) {
+    b->raft_done = --b->raft_pending == 0;
+    if (status != 0 && !b->raft_failed) {
+        b->raft_failed = 1;
         batch_fail(b, SUBMIT_LOST_LEADERSHIP);
         return;
     }
@@ -147,14 +153,18 @@ void leader_batch_check_leadership(struct leader_batcher *lb)
     }
 }
 
-/* Tell the followers whose entries are in @b: their index once raft took
- * the batch (@error NULL), else @error. */
-static void batch_answer(struct leader_batch *b, const char *error)
+/* Tell the followers whose entries are in @b: their index if raft took
+ * all of them (the first @taken of the batch), else @error. */
+static void batch_answer(struct leader_batch *b, unsigned taken, const char *error)
 {
     while (b->answers != NULL) {
         struct batch_answer *a = b->answers;
         b->answers = a->next;
-        a->cb(a->data, error, error == NULL ? b->req.index + a->offset : 0);
+        if (a->offset + a->count <= taken) {
+            a->cb(a->data, NULL, b->first + a->offset);
+        } else {
+            a->cb(a->data, error, 0);
+        }
         free(a);
     }
 }
@@ -166,14 +176,16 @@ static void batch_refuse(struct leader_batch *b, const char *message)
     for (i = 0; i < b->n; i++) {
         raft_free(b->bufs[i].base);
     }
-    batch_answer(b, message);
+    batch_answer(b, 0, message);
     b->raft_done = 1;
     batch_fail(b, message);
 }
 
 void leader_batch_flush(struct leader_batcher *lb)
 {
+    static const char refused[] = "the log is not accepting commands now; retry";
     struct leader_batch *b = lb->open;
+    unsigned i;
 
     if (b == NULL) {
         return;
@@ -183,14 +195,33 @@ void leader_batch_flush(struct leader_batcher *lb)
         free(b); /* emptied again: an out-of-memory rollback */
         return;
     }
-    b->req.data = b;
     b->term = lb->cluster->raft.current_term;
-    if (cluster_submit(lb->cluster, &b->req, b->bufs, b->n, batch_cb) != 0) {
-        batch_refuse(b, "the log is not accepting commands now; retry");
+    for (i = 0; i < b->n; i++) {
+        b->reqs[i].data = b;
+        if (cluster_submit(lb->cluster, &b->reqs[i], &b->bufs[i], 1, batch_cb) != 0) {
+            break;
+        }
+        b->raft_pending++;
+    }
+    if (i == 0) {
+        batch_refuse(b, refused);
         return;
     }
-    batch_answer(b, NULL);
-    b->first = b->req.index;
+    /* Consecutive indexes: nothing else appends between these calls. */
+    b->first = b->reqs[0].index;
+    if (i < b->n) {
+        /* raft took the first i entries only (out of memory): the rest
+         * were never appended */
+        unsigned taken = i;
+        for (; i < b->n; i++) {
+            raft_free(b->bufs[i].base);
+            if (b->ops[i] != NULL) {
+                submit_op_finish_unavailable(b->ops[i], refused);
+            }
+        }
+        b->n = taken;
+    }
+    batch_answer(b, b->n, refused);
     b->queued = 1;
     if (lb->applying_tail != NULL) {
         lb->applying_tail->next = b;
@@ -271,6 +302,7 @@ int leader_batch_add_frames(struct leader_batcher *lb, const uint8_t *frames, si
     a->cb = cb;
     a->data = data;
     a->offset = start;
+    a->count = n;
     a->next = b->answers;
     b->answers = a;
     if (b->n == SUBMIT_BATCH_MAX) {

@@ -1,9 +1,10 @@
 /* The leader's appends: entries accepted in one loop iteration (this node's
- * own and followers' forwarded ones) go to raft in one raft_apply, one disk
- * write and one AppendEntries per follower for all of them. Raft calls back
- * once per raft_apply, after its first entry is applied, so each entry's
- * outcome is taken from the FSM as it is applied (leader_batch_applied);
- * raft's callback only reports a batch that failed. Part of the submission
+ * own and followers' forwarded ones) go to raft together at the iteration's
+ * end. raft 0.22's raft_apply takes one entry, so each gets its own call:
+ * raft_uv writes the first at once and the rest together after it, and
+ * replicates them as they come. Each entry's outcome is taken from the FSM
+ * as it is applied (leader_batch_applied); raft's callbacks only report a
+ * batch that failed. Part of the submission
  * module (submit.h). */
 #ifndef VARASTO_LEADER_BATCH_H
 #define VARASTO_LEADER_BATCH_H
