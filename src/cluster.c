@@ -279,6 +279,15 @@ int cluster_start(struct cluster *c, uv_loop_t *loop, const struct config *confi
     raft_set_election_timeout(&c->raft, 1000);
     raft_set_heartbeat_timeout(&c->raft, TICK_MS);
     raft_set_pre_vote(&c->raft, true);
+    /* raft 0.22 refuses entries (RAFT_NOSPACE) while a majority of voters
+     * report less than 4 MiB of prepared log space (raft_init's default
+     * threshold, src/client.c clientCapacityIsWithinThreshold). The leader
+     * takes its own figure once, when it wins the election, and raft_uv
+     * reports 0 until its first segment is prepared, and its figure in KiB
+     * in an unsigned short (src/uv.c uvUpdateCapacity), which our 32 MiB
+     * segments wrap. A single node refused every command. Disk space is
+     * the read model's concern here (the node's disk-full handling). */
+    raft_set_capacity_threshold(&c->raft, 0);
     {
         /* Trailing entries kept after a snapshot let a follower a little
          * behind catch up from the log instead of installing a snapshot. */
