@@ -95,8 +95,9 @@ struct fsm {
 int fsm_init(struct fsm *f, struct store *store);
 void fsm_close(struct fsm *f);
 
-/* Take snapshots synchronously (FSM version 2), for a raft_io without
- * async_work such as raft's in-memory fixture. Call before raft_init. */
+/* Take snapshots synchronously (FSM version 2); raft 0.22 runs version 3's
+ * snapshot_async on the loop too, so this differs only in the version it
+ * reports. Call before raft_init. */
 void fsm_use_sync_snapshots(struct fsm *f);
 
 /* Apply the deferred entries and commit the open read-model transaction,

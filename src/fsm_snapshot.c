@@ -1,6 +1,8 @@
 /* Snapshots and restores of the read model (raft FSM version 3): the
  * snapshot's header (magic, index, seq) and SQLite's own image of the
- * database, taken on the store's reader connection off the loop. */
+ * database, taken on the store's reader connection. raft 0.22 calls
+ * snapshot_async on the loop thread right after snapshot (src/legacy.c,
+ * legacyTakeSnapshot): the copy no longer runs off the loop. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,9 +38,10 @@ unsigned fsm_snapshot_threshold_for(size_t snapshot_bytes)
     return (unsigned)t;
 }
 
-/* Snapshot, in three steps (raft FSM version 3): on the loop, take a stable
- * read view of the committed database (cheap); on a worker thread, copy it;
- * on the loop again, release the copy and the view. Applies go on meanwhile. */
+/* Snapshot, in three steps (raft FSM version 3): take a stable read view of
+ * the committed database (cheap); copy it (snapshot_async, which raft 0.15
+ * ran on a worker thread and raft 0.22 runs on the loop); release the copy
+ * and the view once raft has written it. */
 static int fsm_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
     struct fsm *f = rf->data;
@@ -98,8 +101,8 @@ static int fsm_snapshot_async(struct raft_fsm *rf, struct raft_buffer *bufs[], u
     return 0;
 }
 
-/* The same snapshot taken in one go on the loop, for raft_io backends
- * without async_work (raft's in-memory fixture). */
+/* The same snapshot taken in one go (FSM version 2), as raft 0.22 takes a
+ * version 3 one anyway. */
 static int fsm_snapshot_finalize(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n_bufs);
 
 static int fsm_snapshot_sync(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n_bufs)
