@@ -1,7 +1,7 @@
 /* Endpoints nodes use among themselves, authenticated with the cluster's
- * admin token: POST /internal/apply appends a follower's framed log entries
- * and answers with their index; POST /internal/barrier gives a follower a
- * read index. */
+ * admin token: POST /internal/apply appends a follower's framed commands
+ * and answers with the index of the entry that carries them;
+ * POST /internal/barrier gives a follower a read index. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,11 +10,11 @@
 #include "entry.h"
 #include "submit.h"
 
-/* POST /internal/apply: log entries from a follower (frames back to back),
- * appended here verbatim, together, with the rest of this loop iteration's
- * entries. The answer is the index of the first, as soon as raft has taken
- * them: the follower answers its clients as it applies the entries itself,
- * and learns from that index if leadership changes lost them. */
+/* POST /internal/apply: commands from a follower (frames back to back),
+ * appended here verbatim, in one entry with the rest of this loop
+ * iteration's commands. The answer is that entry's index, as soon as raft
+ * has taken it: the follower answers its clients as it applies the entry
+ * itself, and learns from that index if leadership changes lost them. */
 /* A follower's request whose entries ride in this iteration's batch. */
 struct apply_answer {
     struct req_ref ref;

@@ -523,6 +523,16 @@ static void drain_cb(uv_timer_t *t)
         util_mono_ms() - c->close_started_ms < CLOSE_DRAIN_MS) {
         return;
     }
+    /* A leader tells its followers the commit index once more: what it
+     * answered may be known as committed to none of them yet (raft says so
+     * at the next heartbeat, which a stop would not send), and a follower
+     * left alone could not learn it until a leader is elected again.
+     * raft_uv writes the messages now, before raft_close closes its
+     * connections. */
+    if (raft_state(&c->raft) == RAFT_LEADER && c->tick != NULL) {
+        raft_set_heartbeat_timeout(&c->raft, 0);
+        c->tick(&c->io);
+    }
     uv_close((uv_handle_t *)&c->fast_tick, NULL);
     uv_timer_stop(&c->watch);
     uv_close((uv_handle_t *)&c->watch, watch_closed);

@@ -1,5 +1,7 @@
-/* Raft log entry codec: the Entry envelope (proto/entry.proto) framed for
- * raft_uv, whose entry buffers must be a multiple of 8 bytes long.
+/* Raft log entry codec: the Entry envelope (proto/entry.proto), one per
+ * command, framed for raft_uv, whose entry buffers must be a multiple of 8
+ * bytes long. A raft log entry holds one or more frames back to back: the
+ * commands a leader accepted in one loop iteration.
  *
  * Frame: [u32 magic LE][u32 payload length LE][protobuf Entry][zero padding]. */
 #ifndef VARASTO_ENTRY_H
@@ -15,7 +17,7 @@
  * Returns 0 or RAFT_NOMEM. On success the caller owns out->base. */
 int entry_encode(const Varasto__Entry *e, struct raft_buffer *out);
 
-/* Unpack a frame. Returns a new Entry (free with
+/* Unpack the first frame of @buf. Returns a new Entry (free with
  * varasto__entry__free_unpacked(e, NULL)) or NULL if the frame is malformed. */
 Varasto__Entry *entry_decode(const struct raft_buffer *buf);
 

@@ -156,14 +156,15 @@ static void batch_done(void *data, const struct forward_reply *reply)
                      "applied: retry with the same Idempotency-Key");
         return;
     }
-    /* Each entry is at its index unless leadership changes; once this node
-     * has applied an index and the entry there was not ours, ours is gone. */
+    /* The leader put the commands in one entry, at that index unless
+     * leadership changes; once this node has applied the entry there and
+     * found them not in it, they are gone. */
     for (i = 0; i < n; i++) {
         struct submit_op *op = ops[i];
         if (op->delivered) {
             continue;
         }
-        op->wait_index = (uint64_t)first->valuedouble + i;
+        op->wait_index = (uint64_t)first->valuedouble;
         if (fb->fsm->applied_index >= op->wait_index) {
             submit_op_deliver_unavailable(op, OUTCOME_UNKNOWN);
         } else {

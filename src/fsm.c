@@ -57,8 +57,10 @@ static int idempotency_lookup(struct fsm *f, const Varasto__Entry *e, uint64_t i
     return 1;
 }
 
-/* Record the entry's outcome under its key; 0, or -1 when the read model
- * could not be written (st->errmsg says why). */
+/* Record the command's outcome under its key, and prune old keys when
+ * @index (the entry's index, given for its first command only, else 0) says
+ * so; 0, or -1 when the read model could not be written (st->errmsg says
+ * why). */
 static int idempotency_store(struct fsm *f, const Varasto__Entry *e, uint64_t index)
 {
     if (idempotency_record(f->store, e->idempotencykey, request_hash(e), e->requesthash.len,
@@ -67,7 +69,7 @@ static int idempotency_store(struct fsm *f, const Varasto__Entry *e, uint64_t in
     }
     /* Pruning is decided by the log alone (entry index and time), so every
      * node keeps the same keys. */
-    if (index % IDEMPOTENCY_PRUNE_EVERY == 0 &&
+    if (index != 0 && index % IDEMPOTENCY_PRUNE_EVERY == 0 &&
         idempotency_prune(f->store, e->timems, f->idempotency_keep_ms, f->idempotency_keep) < 0) {
         return -1;
     }
@@ -311,7 +313,11 @@ uint64_t fsm_applied_raft_index(const struct fsm *f)
     return raft_last_applied(f->raft);
 }
 
-int fsm_apply_entry(struct fsm *f, const struct raft_buffer *buf, uint64_t index)
+/* Apply the command framed in @frame, the @pos'th of the entry at @index;
+ * its outcome goes to f->result. Returns 0, or -1 when the read model
+ * failed (rolled back and rewound). */
+static int apply_frame(struct fsm *f, const struct raft_buffer *frame, uint64_t index, unsigned pos,
+                       int last)
 {
     struct domain_ctx ctx;
     Varasto__Entry *e;
@@ -320,33 +326,21 @@ int fsm_apply_entry(struct fsm *f, const struct raft_buffer *buf, uint64_t index
     f->result.status = 0;
     f->result.replayed = 0;
     f->result.index = index;
-    f->result.entry_hash = util_hash64(buf->base, buf->len);
+    f->result.pos = pos;
+    f->result.entry_hash = util_hash64(frame->base, frame->len);
     f->result.seq = f->last_seq;
     f->result.body.len = 0;
-    if (index <= f->applied_index) {
-        return 0; /* the database already holds this entry */
-    }
-    if (f->failed && !f->defer) {
-        return -1; /* nothing can bring the skipped entries back */
-    }
-    if (!f->in_tx) {
-        if (store_begin(f->store) != 0) {
-            fsm_fail(f, "begin", index);
-            return -1;
-        }
-        f->in_tx = 1;
-        f->tx_began_ms = util_mono_ms();
-    }
-    e = entry_decode(buf);
+    e = entry_decode(frame);
     if (e == NULL) {
-        log_warn("apply index %llu: malformed entry skipped", (unsigned long long)index);
+        log_warn("apply index %llu: malformed command %u skipped", (unsigned long long)index, pos);
         result_error(&f->result, ERR_BAD_REQUEST, "malformed log entry");
     } else {
         int handled = e->idempotencykey != NULL ? idempotency_lookup(f, e, index) : 0;
         if (handled < 0 || (handled == 0 && apply_command(f, e, index, &ctx) != 0)) {
             goto failed;
         }
-        if (handled == 0 && e->idempotencykey != NULL && idempotency_store(f, e, index) != 0) {
+        if (handled == 0 && e->idempotencykey != NULL &&
+            idempotency_store(f, e, pos == 0 ? index : 0) != 0) {
             fsm_fail(f, "idempotency record", index);
             goto failed;
         }
@@ -354,13 +348,16 @@ int fsm_apply_entry(struct fsm *f, const struct raft_buffer *buf, uint64_t index
     if (ctx.seq < f->last_seq) {
         ctx.seq = f->last_seq;
     }
-    /* The entry's index goes into the same transaction as its effects: the
-     * applied row is written once, when the transaction commits. */
-    f->applied_index = index;
     f->last_seq = ctx.seq;
     f->result.seq = ctx.seq;
-    if ((++f->tx_entries >= FSM_MAX_TX_ENTRIES || !f->group_commit) && fsm_commit(f) != 0) {
-        goto failed;
+    /* The entry's index goes into the same transaction as its effects: the
+     * applied row is written once, when the transaction commits, and only
+     * after the entry's last command. */
+    if (last) {
+        f->applied_index = index;
+        if ((++f->tx_entries >= FSM_MAX_TX_ENTRIES || !f->group_commit) && fsm_commit(f) != 0) {
+            goto failed;
+        }
     }
     if (f->observer.on_commit != NULL) {
         f->observer.on_commit(f->observer.data, ctx.events, ctx.n_events, f->last_seq);
@@ -377,6 +374,44 @@ failed:
         varasto__entry__free_unpacked(e, NULL);
     }
     return -1;
+}
+
+int fsm_apply_entry(struct fsm *f, const struct raft_buffer *buf, uint64_t index)
+{
+    const uint8_t *p = buf->base;
+    size_t off = 0;
+    unsigned pos = 0;
+
+    f->result.status = 0;
+    f->result.index = index;
+    if (index <= f->applied_index) {
+        return 0; /* the database already holds this entry */
+    }
+    if (f->failed && !f->defer) {
+        return -1; /* nothing can bring the skipped entries back */
+    }
+    if (!f->in_tx) {
+        if (store_begin(f->store) != 0) {
+            fsm_fail(f, "begin", index);
+            return -1;
+        }
+        f->in_tx = 1;
+        f->tx_began_ms = util_mono_ms();
+    }
+    /* An entry carries one or more commands, frames back to back (what a
+     * leader accepted in one loop iteration). What does not parse as a
+     * frame is one malformed command. */
+    do {
+        struct raft_buffer frame;
+        size_t size = entry_frame_size(p + off, buf->len - off);
+        frame.base = (void *)(p + off);
+        frame.len = size != 0 ? size : buf->len - off;
+        off += frame.len;
+        if (apply_frame(f, &frame, index, pos++, off >= buf->len) != 0) {
+            return -1;
+        }
+    } while (off < buf->len);
+    return 0;
 }
 
 static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **result)

@@ -14,15 +14,17 @@
 #include "store.h"
 #include "util.h"
 
-/* The outcome of applying one entry, for the node that accepted it. Valid
- * during the observer's on_commit call for that entry. Every node computes
- * the same outcome from the same entry. */
+/* The outcome of applying one command, for the node that accepted it. Valid
+ * during the observer's on_commit call for that command. Every node
+ * computes the same outcome from the same entry. A log entry carries one or
+ * more commands (entry.h frames). */
 struct fsm_result {
     int status;          /* HTTP status; 0 when the entry was already applied */
     int replayed;        /* an Idempotency-Key replay */
-    uint64_t seq;        /* last event seq after this entry */
+    uint64_t seq;        /* last event seq after this command */
     uint64_t index;      /* raft index of the entry */
-    uint64_t entry_hash; /* util_hash64 of the framed entry */
+    unsigned pos;        /* the command's place in the entry, from 0 */
+    uint64_t entry_hash; /* util_hash64 of the command's frame */
     struct buf body;     /* response body JSON */
 };
 
@@ -36,7 +38,9 @@ struct fsm;
 #define FSM_SNAPSHOT_THRESHOLD_MAX 262144
 #define FSM_SNAPSHOT_BYTES_PER_ENTRY 256
 
-/* Called on the loop after each entry's transaction commits. */
+/* Called on the loop after each command is applied (inside the read
+ * model's open transaction with group commit; f->result holds its outcome).
+ * For an entry's last command, f->applied_index is already the entry's. */
 struct fsm_observer {
     void *data;
     void (*on_commit)(void *data, const struct domain_event *events, unsigned n, uint64_t last_seq);

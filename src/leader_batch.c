@@ -12,28 +12,23 @@
 struct batch_answer {
     leader_batch_answer_fn cb;
     void *data;
-    unsigned offset; /* their place in the batch */
-    unsigned count;  /* how many */
     struct batch_answer *next;
 };
 
 struct leader_batch {
+    struct raft_apply req;
     struct leader_batcher *lb;
     struct batch_answer *answers; /* forwarded entries in this batch */
     struct leader_batch *next;    /* lb->applying, in index order */
     raft_term term;               /* raft's term when appended */
-    uint64_t first;               /* raft index of ops[0] */
+    uint64_t index;               /* raft index of the batch's entry */
     unsigned n, done;             /* ops[0..done) have their outcome; a NULL
-                                   * op is a follower's entry: no one waits here */
-    unsigned raft_pending;        /* raft callbacks still to come */
-    int raft_done;                /* every raft callback has fired (or never will) */
-    int raft_failed;              /* one of them reported a failure */
+                                   * op is a follower's command: no one waits here */
+    size_t bytes;                 /* the frames' total size */
+    int raft_done;                /* raft's callback has fired (or never will) */
     int queued;                   /* in lb->applying */
     struct submit_op *ops[SUBMIT_BATCH_MAX];
-    struct raft_buffer bufs[SUBMIT_BATCH_MAX];
-    /* raft 0.22's raft_apply takes one entry (src/legacy.c asserts n == 1,
-     * and its release build drops the others): one request per entry. */
-    struct raft_apply reqs[SUBMIT_BATCH_MAX];
+    struct raft_buffer bufs[SUBMIT_BATCH_MAX]; /* the frames, until the flush */
 };
 
 void leader_batch_init(struct leader_batcher *lb, struct cluster *cluster)
@@ -96,9 +91,8 @@ static void batch_cb(struct raft_apply *req, int status, void *result)
 {
     struct leader_batch *b = req->data;
     (void)result; /* delivered by leader_batch_applied */
-    b->raft_done = --b->raft_pending == 0;
-    if (status != 0 && !b->raft_failed) {
-        b->raft_failed = 1;
+    b->raft_done = 1;
+    if (status != 0) {
         batch_fail(b, SUBMIT_LOST_LEADERSHIP);
         return;
     }
@@ -118,14 +112,14 @@ void leader_batch_applied(struct leader_batcher *lb, const struct fsm_result *r)
         fail_applying(lb, SUBMIT_LOST_LEADERSHIP);
         return;
     }
-    while (b != NULL && r->index >= b->first + b->n) {
+    while (b != NULL && r->index > b->index) {
         batch_fail(b, SUBMIT_LOST_LEADERSHIP); /* skipped: cannot happen while leading */
         b = lb->applying;
     }
-    if (b == NULL || r->index < b->first + b->done) {
+    if (b == NULL || r->index < b->index || r->pos < b->done || r->pos >= b->n) {
         return;
     }
-    while (b->first + b->done < r->index) {
+    while (b->done < r->pos) {
         op = b->ops[b->done++];
         if (op != NULL) {
             submit_op_finish_unavailable(op, SUBMIT_LOST_LEADERSHIP);
@@ -153,18 +147,14 @@ void leader_batch_check_leadership(struct leader_batcher *lb)
     }
 }
 
-/* Tell the followers whose entries are in @b: their index if raft took
- * all of them (the first @taken of the batch), else @error. */
-static void batch_answer(struct leader_batch *b, unsigned taken, const char *error)
+/* Tell the followers whose commands are in @b: the entry's index once raft
+ * took it (@error NULL), else @error. */
+static void batch_answer(struct leader_batch *b, const char *error)
 {
     while (b->answers != NULL) {
         struct batch_answer *a = b->answers;
         b->answers = a->next;
-        if (a->offset + a->count <= taken) {
-            a->cb(a->data, NULL, b->first + a->offset);
-        } else {
-            a->cb(a->data, error, 0);
-        }
+        a->cb(a->data, error, error == NULL ? b->index : 0);
         free(a);
     }
 }
@@ -176,16 +166,44 @@ static void batch_refuse(struct leader_batch *b, const char *message)
     for (i = 0; i < b->n; i++) {
         raft_free(b->bufs[i].base);
     }
-    batch_answer(b, 0, message);
+    batch_answer(b, message);
     b->raft_done = 1;
     batch_fail(b, message);
 }
 
+/* The batch's frames, back to back in one raft_malloc'ed buffer: one log
+ * entry. raft 0.22's raft_apply takes one buffer (src/legacy.c asserts
+ * n == 1, and a release build drops the others), and an entry per command
+ * cost a disk append and an AppendEntries per follower each. */
+static int batch_pack(struct leader_batch *b, struct raft_buffer *out)
+{
+    uint8_t *p;
+    unsigned i;
+
+    if (b->n == 1) {
+        *out = b->bufs[0];
+        b->bufs[0].base = NULL;
+        return 0;
+    }
+    p = raft_malloc(b->bytes);
+    if (p == NULL) {
+        return -1;
+    }
+    out->base = p;
+    out->len = b->bytes;
+    for (i = 0; i < b->n; i++) {
+        memcpy(p, b->bufs[i].base, b->bufs[i].len);
+        p += b->bufs[i].len;
+        raft_free(b->bufs[i].base);
+        b->bufs[i].base = NULL;
+    }
+    return 0;
+}
+
 void leader_batch_flush(struct leader_batcher *lb)
 {
-    static const char refused[] = "the log is not accepting commands now; retry";
     struct leader_batch *b = lb->open;
-    unsigned i;
+    struct raft_buffer entry;
 
     if (b == NULL) {
         return;
@@ -195,33 +213,19 @@ void leader_batch_flush(struct leader_batcher *lb)
         free(b); /* emptied again: an out-of-memory rollback */
         return;
     }
-    b->term = lb->cluster->raft.current_term;
-    for (i = 0; i < b->n; i++) {
-        b->reqs[i].data = b;
-        if (cluster_submit(lb->cluster, &b->reqs[i], &b->bufs[i], 1, batch_cb) != 0) {
-            break;
-        }
-        b->raft_pending++;
-    }
-    if (i == 0) {
-        batch_refuse(b, refused);
+    if (batch_pack(b, &entry) != 0) {
+        batch_refuse(b, "out of memory; retry");
         return;
     }
-    /* Consecutive indexes: nothing else appends between these calls. */
-    b->first = b->reqs[0].index;
-    if (i < b->n) {
-        /* raft took the first i entries only (out of memory): the rest
-         * were never appended */
-        unsigned taken = i;
-        for (; i < b->n; i++) {
-            raft_free(b->bufs[i].base);
-            if (b->ops[i] != NULL) {
-                submit_op_finish_unavailable(b->ops[i], refused);
-            }
-        }
-        b->n = taken;
+    b->req.data = b;
+    b->term = lb->cluster->raft.current_term;
+    if (cluster_submit(lb->cluster, &b->req, &entry, 1, batch_cb) != 0) {
+        raft_free(entry.base);
+        batch_refuse(b, "the log is not accepting commands now; retry");
+        return;
     }
-    batch_answer(b, b->n, refused);
+    b->index = b->req.index;
+    batch_answer(b, NULL);
     b->queued = 1;
     if (lb->applying_tail != NULL) {
         lb->applying_tail->next = b;
@@ -252,7 +256,11 @@ static struct leader_batch *batch_open(struct leader_batcher *lb)
 
 void leader_batch_add(struct leader_batcher *lb, struct submit_op *op, struct raft_buffer buf)
 {
-    struct leader_batch *b = batch_open(lb);
+    struct leader_batch *b;
+    if (lb->open != NULL && lb->open->bytes + buf.len > LEADER_BATCH_BYTES) {
+        leader_batch_flush(lb);
+    }
+    b = batch_open(lb);
     if (b == NULL) {
         raft_free(buf.base);
         submit_op_finish_unavailable(op, "out of memory; retry");
@@ -260,6 +268,7 @@ void leader_batch_add(struct leader_batcher *lb, struct submit_op *op, struct ra
     }
     b->ops[b->n] = op;
     b->bufs[b->n] = buf;
+    b->bytes += buf.len;
     b->n++;
     if (b->n == SUBMIT_BATCH_MAX) {
         leader_batch_flush(lb);
@@ -274,7 +283,8 @@ int leader_batch_add_frames(struct leader_batcher *lb, const uint8_t *frames, si
     unsigned start;
     size_t off, size;
 
-    if (lb->open != NULL && lb->open->n + n > SUBMIT_BATCH_MAX) {
+    if (lb->open != NULL &&
+        (lb->open->n + n > SUBMIT_BATCH_MAX || lb->open->bytes + len > LEADER_BATCH_BYTES)) {
         leader_batch_flush(lb);
     }
     a = calloc(1, sizeof *a);
@@ -289,20 +299,21 @@ int leader_batch_add_frames(struct leader_batcher *lb, const uint8_t *frames, si
         b->bufs[b->n].base = raft_malloc(size);
         if (b->bufs[b->n].base == NULL) {
             while (b->n > start) {
-                raft_free(b->bufs[--b->n].base);
+                b->n--;
+                b->bytes -= b->bufs[b->n].len;
+                raft_free(b->bufs[b->n].base);
             }
             free(a);
             return -1;
         }
         memcpy(b->bufs[b->n].base, frames + off, size);
         b->bufs[b->n].len = size;
+        b->bytes += size;
         b->ops[b->n] = NULL;
         b->n++;
     }
     a->cb = cb;
     a->data = data;
-    a->offset = start;
-    a->count = n;
     a->next = b->answers;
     b->answers = a;
     if (b->n == SUBMIT_BATCH_MAX) {

@@ -1,10 +1,9 @@
-/* The leader's appends: entries accepted in one loop iteration (this node's
- * own and followers' forwarded ones) go to raft together at the iteration's
- * end. raft 0.22's raft_apply takes one entry, so each gets its own call:
- * raft_uv writes the first at once and the rest together after it, and
- * replicates them as they come. Each entry's outcome is taken from the FSM
- * as it is applied (leader_batch_applied); raft's callbacks only report a
- * batch that failed. Part of the submission
+/* The leader's appends: commands accepted in one loop iteration (this
+ * node's own and followers' forwarded ones) go to raft together at the
+ * iteration's end, as one log entry that carries them all (frames back to
+ * back, entry.h). Each command's outcome is taken from the FSM as it is
+ * applied (leader_batch_applied, by entry index and place in the entry);
+ * raft's callback only reports a batch that failed. Part of the submission
  * module (submit.h). */
 #ifndef VARASTO_LEADER_BATCH_H
 #define VARASTO_LEADER_BATCH_H
@@ -13,16 +12,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Most entries one raft_apply takes, and so one forward request carries. */
+/* Most commands one log entry carries, and so one forward request. */
 #define SUBMIT_BATCH_MAX 256
+/* An entry is closed before it grows past this many bytes (a single larger
+ * command still gets an entry of its own). */
+#define LEADER_BATCH_BYTES (4u << 20)
 
 struct cluster;
 struct fsm_result;
 struct leader_batch;
 struct submit_op;
 
-/* A follower's entries were taken by raft (@error NULL; @index is the first
- * one's), or refused with @error (nothing of them was appended). */
+/* A follower's commands were taken by raft (@error NULL; @index is the
+ * entry's that carries them), or refused with @error (nothing of them was
+ * appended). */
 typedef void (*leader_batch_answer_fn)(void *data, const char *error, uint64_t index);
 
 struct leader_batcher {
@@ -45,8 +48,9 @@ int leader_batch_add_frames(struct leader_batcher *lb, const uint8_t *frames, si
 /* Hand this iteration's batch to raft. */
 void leader_batch_flush(struct leader_batcher *lb);
 
-/* The FSM applied @r->index: deliver the outcome of the entry there if this
- * node appended it, and fail entries that leadership changes skipped. */
+/* The FSM applied the command at @r->index, @r->pos: deliver its outcome if
+ * this node appended it, and fail commands that leadership changes
+ * skipped. */
 void leader_batch_applied(struct leader_batcher *lb, const struct fsm_result *r);
 
 /* Fail what waits for an outcome if this node no longer leads. */

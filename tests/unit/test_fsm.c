@@ -2,10 +2,12 @@
  * without double apply, snapshot and restore. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "apply.h"
 #include "entry.h"
 #include "testlib.h"
+#include "util.h"
 
 static void test_index_recorded_and_not_reapplied(void)
 {
@@ -285,6 +287,105 @@ static void test_write_failure_rolls_back_and_recovers(void)
     harness_close(&h);
 }
 
+/* What each on_commit saw. */
+static struct {
+    uint64_t index, applied;
+    unsigned pos;
+    int status, replayed;
+    uint64_t seq, hash;
+} seen[8];
+
+static void record_commit(void *data, const struct domain_event *events, unsigned n,
+                          uint64_t last_seq)
+{
+    struct fsm *f = data;
+    (void)events;
+    (void)n;
+    (void)last_seq;
+    if (observed < 8) {
+        seen[observed].index = f->result.index;
+        seen[observed].applied = f->applied_index;
+        seen[observed].pos = f->result.pos;
+        seen[observed].status = f->result.status;
+        seen[observed].replayed = f->result.replayed;
+        seen[observed].seq = f->result.seq;
+        seen[observed].hash = f->result.entry_hash;
+    }
+    observed++;
+}
+
+/* One log entry carries several commands, frames back to back: each gets
+ * its own outcome, place and frame hash, in order; the entry's index is
+ * applied once, after its last command; an Idempotency-Key repeated inside
+ * the entry is a replay; bytes that are not a frame are one malformed
+ * command, and the rest of the entry still counts as applied. */
+static void test_entry_with_several_commands(void)
+{
+    struct harness h;
+    struct raft_buffer f[3], packed;
+    uint8_t *p;
+    unsigned i;
+    size_t total = 0;
+
+    harness_open(&h);
+    h.fsm.observer.on_commit = record_commit;
+    h.fsm.observer.data = &h.fsm;
+    harness_entry("directory.Create", "{\"Parent\":\"root\",\"Name\":\"m1\"}", "m1", "k1",
+                  h.time_ms, &f[0]);
+    harness_entry("directory.Create", "{\"Parent\":\"root\",\"Name\":\"m2\"}", "m2", NULL,
+                  h.time_ms, &f[1]);
+    harness_entry("directory.Create", "{\"Parent\":\"root\",\"Name\":\"m1\"}", "m1", "k1",
+                  h.time_ms, &f[2]);
+    for (i = 0; i < 3; i++) {
+        total += f[i].len;
+    }
+    packed.base = p = raft_malloc(total + 8);
+    for (i = 0; i < 3; i++) {
+        memcpy(p, f[i].base, f[i].len);
+        p += f[i].len;
+    }
+    packed.len = total;
+    observed = 0;
+    CHECK_INT(fsm_apply_entry(&h.fsm, &packed, 1), 0);
+    CHECK_INT(observed, 3);
+    for (i = 0; i < 3; i++) {
+        CHECK_INT(seen[i].index, 1);
+        CHECK_INT(seen[i].pos, i);
+        CHECK_INT(seen[i].status, 200);
+        CHECK_INT(seen[i].hash, util_hash64(f[i].base, f[i].len));
+        CHECK_INT(seen[i].applied, i < 2 ? 0 : 1);
+    }
+    CHECK_INT(seen[0].seq, 1);
+    CHECK_INT(seen[1].seq, 2);
+    CHECK_INT(seen[2].replayed, 1);
+    CHECK_INT(h.fsm.applied_index, 1);
+    CHECK_INT(harness_scalar(&h, "SELECT COUNT(*) FROM directories"), 3);
+    CHECK_INT(harness_scalar(&h, "SELECT COUNT(*) FROM events"), 2);
+    CHECK_INT(harness_scalar(&h, "SELECT idx FROM applied"), 1);
+
+    /* the same entry again is not applied twice */
+    observed = 0;
+    CHECK_INT(fsm_apply_entry(&h.fsm, &packed, 1), 0);
+    CHECK_INT(observed, 0);
+
+    /* a frame, then 8 bytes that are none */
+    memcpy(packed.base, f[1].base, f[1].len);
+    memset((uint8_t *)packed.base + f[1].len, 0xee, 8);
+    packed.len = f[1].len + 8;
+    observed = 0;
+    CHECK_INT(fsm_apply_entry(&h.fsm, &packed, 2), 0);
+    CHECK_INT(observed, 2);
+    CHECK_INT(seen[0].status, 409); /* m2 exists */
+    CHECK_INT(seen[1].status, 400);
+    CHECK_INT(seen[1].pos, 1);
+    CHECK_INT(h.fsm.applied_index, 2);
+    for (i = 0; i < 3; i++) {
+        raft_free(f[i].base);
+    }
+    raft_free(packed.base);
+    harness_close(&h);
+}
+
 static void test_automatic_snapshot_threshold(void)
 {
     CHECK_INT(fsm_snapshot_threshold_for(0), FSM_SNAPSHOT_THRESHOLD_MIN);
@@ -298,6 +399,7 @@ static void test_automatic_snapshot_threshold(void)
 int main(void)
 {
     RUN(test_automatic_snapshot_threshold);
+    RUN(test_entry_with_several_commands);
     RUN(test_write_failure_rolls_back_and_recovers);
     RUN(test_index_recorded_and_not_reapplied);
     RUN(test_malformed_entry_is_rejected_not_fatal);
