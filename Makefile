@@ -3,7 +3,7 @@ MAKEFLAGS += --no-print-directory
 BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all deps build run run-single test test-asan test-tsan format format-check bench clean
+.PHONY: all deps build run run-single test test-asan test-tsan faults format format-check bench clean
 
 all: build
 
@@ -40,6 +40,14 @@ test-tsan: deps
 	@cmake --build $(BUILD)-tsan -j $(JOBS)
 	@cd $(BUILD)-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 		ctest --output-on-failure -j $(JOBS) --timeout 900
+
+# The fault suite's long run: make faults SECONDS=600 SEED=42 (root; the
+# seed is printed, so a failed run can be replayed).
+SECONDS ?= 600
+SEED ?=
+faults: build
+	@python3 tests/faults/test_nemesis.py --varastod $(BUILD)/varastod \
+		--seconds $(SECONDS) $(if $(SEED),--seed $(SEED))
 
 # Source formatting against .clang-format (clang-format 14).
 format-check: deps

@@ -96,10 +96,44 @@ class Network:
     def heal(self, i):
         ip("-n", self.switch, "link", "set", self.port(i), "up")
 
+    def cut(self, i, j):
+        """Drop packets between hosts @i and @j only (each routes the
+        other's address to nowhere); both still reach the client."""
+        ip("-n", self.hosts[i], "route", "add", "blackhole", self.address(j) + "/32")
+        ip("-n", self.hosts[j], "route", "add", "blackhole", self.address(i) + "/32")
+
+    def uncut(self, i, j):
+        ip("-n", self.hosts[i], "route", "del", "blackhole", self.address(j) + "/32", check=False)
+        ip("-n", self.hosts[j], "route", "del", "blackhole", self.address(i) + "/32", check=False)
+
     def run_inside(self, argv):
         """Run @argv in the bridge's namespace (where the client is); its
         exit code."""
         return subprocess.call(["ip", "netns", "exec", self.switch] + argv)
+
+
+def start_cluster(s, net, size=3, extra=None, http_port=8080, raft_port=9090):
+    """@size nodes of Suite @s, node i on host i of @net, formed with one
+    --cluster list; returns them once each answers."""
+    from harness import Node
+    workdir = s.workdir()
+    token = s.token_file(workdir)
+    nodes = []
+    for i in range(size):
+        n = Node(s.varastod, workdir, i + 1, None, token)
+        n.host = net.address(i)
+        n.http_port = http_port
+        n.raft_port = raft_port
+        n.wrap = net.wrap(i)
+        nodes.append(n)
+    members = ",".join("%d=%s:%d" % (n.id, n.host, n.raft_port) for n in nodes)
+    for n in nodes:
+        n.extra = ["--cluster", members] + (extra or [])
+        s.nodes.append(n)
+        n.start(wait=False)
+    for n in nodes:
+        n.wait_ready(30)
+    return nodes
 
 
 def main_inside(script_main):

@@ -8,34 +8,13 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "system"))
 
 import netns  # noqa: E402
-from harness import Node, Suite, check, expect, leader_of, wait_until  # noqa: E402
+from harness import Suite, check, expect, leader_of, wait_until  # noqa: E402
 
 NET = None
-HTTP_PORT = 8080
-RAFT_PORT = 9090
 
 
 def cluster(s, size=3, extra=None):
-    """@size nodes, node i on host i of the network, formed with one
-    --cluster list."""
-    workdir = s.workdir()
-    token = s.token_file(workdir)
-    nodes = []
-    for i in range(size):
-        n = Node(s.varastod, workdir, i + 1, None, token)
-        n.host = NET.address(i)
-        n.http_port = HTTP_PORT
-        n.raft_port = RAFT_PORT
-        n.wrap = NET.wrap(i)
-        nodes.append(n)
-    members = ",".join("%d=%s:%d" % (n.id, n.host, n.raft_port) for n in nodes)
-    for n in nodes:
-        n.extra = ["--cluster", members] + (extra or [])
-        s.nodes.append(n)
-        n.start(wait=False)
-    for n in nodes:
-        n.wait_ready(30)
-    return nodes
+    return netns.start_cluster(s, NET, size, extra)
 
 
 def all_alive(nodes):
