@@ -117,6 +117,20 @@ static void io_recv(struct raft_io *io, struct raft_message *msg)
             p->result_term = msg->append_entries_result.term;
             p->rejected = msg->append_entries_result.rejected != 0;
         }
+    } else if (msg->type == RAFT_INSTALL_SNAPSHOT && c->raft.snapshot.installing) {
+        /* raft 0.22.1 ignores a snapshot that arrives while it installs
+         * one (src/replication.c, replicationInstallSnapshot) and forgets
+         * to free it: a follower catching up leaked every copy the leader
+         * resent meanwhile (LeakSanitizer: 28 MB in 179 messages in one
+         * fault test). Its data is never used then, so it is freed here and
+         * raft gets the message without it (it still takes the term and the
+         * leader from it). Fixed upstream after 0.22.1. */
+        struct raft_install_snapshot *is = &msg->install_snapshot;
+        raft_free(is->data.base);
+        is->data.base = NULL;
+        is->data.len = 0;
+        raft_configuration_close(&is->conf);
+        raft_configuration_init(&is->conf);
     }
     c->recv(io, msg);
 }
