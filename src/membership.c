@@ -14,6 +14,11 @@
 
 #define ANNOUNCE_INTERVAL_MS 100
 #define JOIN_RETRY_MS 1000
+/* After a hand-over, how often and how long to look for the new leader. */
+#define SETTLE_POLL_MS 10
+#define SETTLE_FOR_MS 2000
+/* raft_transfer calls for one command before it answers 503. */
+#define TRANSFER_ATTEMPTS 2
 
 /* One membership command on the leader, until its outcome is reported. */
 struct member_op {
@@ -25,6 +30,9 @@ struct member_op {
     void *cb_data;
     char body[MEMBERSHIP_BODY_MAX + 1]; /* to relay after a leadership hand-over */
     size_t body_len;
+    uint64_t settle_until;  /* a hand-over waiting to learn the new leader */
+    unsigned attempts;      /* raft_transfer calls so far */
+    struct member_op *next; /* m->settling */
 };
 
 /* ---- outcomes ---- */
@@ -63,6 +71,7 @@ static void change_error(struct member_op *op, int status, const char *what)
                              : ERR_UNAVAILABLE;
     snprintf(message, sizeof message, "%s: %s", what,
              status == RAFT_CANTCHANGE ? "another membership change is in progress"
+             : status == RAFT_NOTFOUND ? "no other voting member is reachable; retry"
                                        : raft_strerror(status));
     op_fail(op, code, message);
 }
@@ -142,6 +151,49 @@ static const struct raft_server *member(struct cluster *c, uint64_t id)
     return NULL;
 }
 
+/* The hand-over ended with @leader the leader (0: none known). */
+static int start_transfer(struct member_op *op, uint64_t target);
+
+static void transfer_done(struct member_op *op, uint64_t leader)
+{
+    /* raft gives up after an election timeout; the chosen voter, still
+     * reachable, usually takes over on a second try (its first campaign can
+     * meet a log the leader grew meanwhile) */
+    if (leader == op->m->config->id && op->attempts < TRANSFER_ATTEMPTS && !op->m->stopping &&
+        cluster_is_leader(op->m->cluster) &&
+        start_transfer(op, op->cmd.kind == MEMBERSHIP_TRANSFER ? op->cmd.id : 0) == 0) {
+        return;
+    }
+    if (leader == 0 || leader == op->m->config->id || (op->cmd.id != 0 && leader != op->cmd.id)) {
+        log_warn("leadership transfer to %llu did not complete (leader now %llu)",
+                 (unsigned long long)op->transfer.id, (unsigned long long)leader);
+        op_fail(op, ERR_UNAVAILABLE, "leadership was not transferred in time; retry");
+        return;
+    }
+    op_leader(op, leader);
+}
+
+static void settle_tick(uv_timer_t *t)
+{
+    struct membership *m = t->data;
+    struct member_op **p = &m->settling;
+    uint64_t leader = cluster_leader_id(m->cluster);
+    uint64_t now = util_mono_ms();
+
+    while (*p != NULL) {
+        struct member_op *op = *p;
+        if (leader == 0 && now < op->settle_until && !m->stopping) {
+            p = &op->next;
+            continue;
+        }
+        *p = op->next;
+        transfer_done(op, leader);
+    }
+    if (m->settling == NULL) {
+        uv_timer_stop(t);
+    }
+}
+
 static void transfer_cb(struct raft_transfer *t)
 {
     struct member_op *op = t->data;
@@ -160,16 +212,58 @@ static void transfer_cb(struct raft_transfer *t)
         }
         return;
     }
-    if (leader == 0 || leader == m->config->id || (op->cmd.id != 0 && leader != op->cmd.id)) {
-        op_fail(op, ERR_UNAVAILABLE, "leadership was not transferred in time; retry");
+    if (leader == 0 && !cluster_is_leader(m->cluster) && !m->stopping) {
+        /* raft 0.22 reports the transfer as soon as this node steps down,
+         * before the new leader has made itself known: wait for it */
+        op->settle_until = util_mono_ms() + SETTLE_FOR_MS;
+        op->next = m->settling;
+        m->settling = op;
+        if (!uv_is_active((uv_handle_t *)&m->settle)) {
+            uv_timer_start(&m->settle, settle_tick, SETTLE_POLL_MS, SETTLE_POLL_MS);
+        }
         return;
     }
-    op_leader(op, leader);
+    transfer_done(op, leader);
 }
 
+/* The voter to hand leadership to when the command names none: one this
+ * leader hears from, with the most of the log; 0 if none is reachable.
+ * (raft's own choice is the last voter in its configuration unless one has
+ * the whole log at that instant, so under writes it often picked one cut
+ * off from it, and the transfer timed out.) */
+static uint64_t best_transferee(struct cluster *c)
+{
+    const struct raft_configuration *conf = &c->raft.configuration;
+    uint64_t best = 0;
+    raft_index best_match = 0;
+    unsigned i;
+
+    for (i = 0; i < conf->n; i++) {
+        const struct raft_server *s = &conf->servers[i];
+        raft_index match = 0;
+        if (s->id == c->raft.id || s->role != RAFT_VOTER || !cluster_peer_reachable(c, s->id) ||
+            raft_match_index(&c->raft, s->id, &match) != 0) {
+            continue;
+        }
+        if (best == 0 || match > best_match) {
+            best = s->id;
+            best_match = match;
+        }
+    }
+    return best;
+}
+
+/* Hand leadership to @target, or to the best voter for 0. */
 static int start_transfer(struct member_op *op, uint64_t target)
 {
+    if (target == 0) {
+        target = best_transferee(op->m->cluster);
+        if (target == 0) {
+            return RAFT_NOTFOUND;
+        }
+    }
     op->transfer.data = op;
+    op->attempts++;
     return raft_transfer(&op->m->cluster->raft, &op->transfer, target, transfer_cb);
 }
 
@@ -441,12 +535,16 @@ void membership_start(struct membership *m, uv_loop_t *loop, const struct config
     }
     uv_timer_init(loop, &m->announce);
     m->announce.data = m;
+    uv_timer_init(loop, &m->settle);
+    m->settle.data = m;
     uv_timer_start(&m->announce, announce_tick, 0, ANNOUNCE_INTERVAL_MS);
 }
 
 void membership_close(struct membership *m)
 {
     m->stopping = 1;
+    settle_tick(&m->settle); /* answers every waiting hand-over */
+    uv_close((uv_handle_t *)&m->settle, NULL);
     uv_close((uv_handle_t *)&m->announce, NULL);
     uv_close((uv_handle_t *)&m->join, NULL);
 }

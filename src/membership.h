@@ -34,6 +34,8 @@ struct membership_cmd {
 /* The longest request body of a membership command, in bytes. */
 #define MEMBERSHIP_BODY_MAX 1023
 
+struct member_op;
+
 struct membership {
     const struct config *config; /* borrowed */
     struct cluster *cluster;     /* borrowed */
@@ -42,6 +44,8 @@ struct membership {
     struct forward *forward;     /* borrowed: --join */
     uv_timer_t announce;         /* makes sure the cluster knows our addresses */
     uv_timer_t join;             /* --join: asks a member to add us */
+    uv_timer_t settle;           /* hand-overs waiting to learn the new leader */
+    struct member_op *settling;
     int announcing;
     int stopping;
 };
