@@ -112,9 +112,51 @@ class Network:
         return subprocess.call(["ip", "netns", "exec", self.switch] + argv)
 
 
-def start_cluster(s, net, size=3, extra=None, http_port=8080, raft_port=9090):
+class SmallDisk:
+    """A tmpfs of @mb MiB over @path, mounted in a mount namespace of its
+    own that a sleeping process keeps (so that the disk outlives restarts of
+    the node on it). Nothing is mounted where the rest of the machine sees
+    it."""
+
+    def __init__(self, path, mb):
+        os.makedirs(path, exist_ok=True)
+        self.path = path
+        self.proc = subprocess.Popen(
+            ["unshare", "-m", "--propagation", "private", "sh", "-c",
+             'mount -t tmpfs -o size=%dm tmpfs "$0" && echo mounted && exec sleep 1000000' % mb,
+             path], stdout=subprocess.PIPE, text=True)
+        if self.proc.stdout.readline().strip() != "mounted":
+            self.proc.wait(5)
+            raise RuntimeError("cannot mount a tmpfs on %s" % path)
+
+    def wrap(self):
+        """The command prefix that runs a program with this disk mounted."""
+        return ["nsenter", "-t", str(self.proc.pid), "-m", "--"]
+
+    def sh(self, script):
+        return subprocess.run(self.wrap() + ["sh", "-c", script], capture_output=True, text=True)
+
+    def fill(self):
+        """Fill it up with a balloon file; returns `df` of it."""
+        return self.sh('dd if=/dev/zero of="%s/.balloon" bs=1M 2>/dev/null; sync; df -k "%s"'
+                       % (self.path, self.path)).stdout
+
+    def empty(self):
+        self.sh('rm -f "%s/.balloon"' % self.path)
+
+    def wipe(self):
+        self.sh('rm -rf "%s"/* "%s"/.balloon' % (self.path, self.path))
+
+    def close(self):
+        self.proc.kill()
+        self.proc.wait(5)
+
+
+def start_cluster(s, net, size=3, extra=None, http_port=8080, raft_port=9090, disks=None):
     """@size nodes of Suite @s, node i on host i of @net, formed with one
-    --cluster list; returns them once each answers."""
+    --cluster list; returns them once each answers. @disks: {i: MiB} puts
+    node i's data dir on a SmallDisk of that size (node.disk; closed by the
+    caller)."""
     from harness import Node
     workdir = s.workdir()
     token = s.token_file(workdir)
@@ -124,7 +166,10 @@ def start_cluster(s, net, size=3, extra=None, http_port=8080, raft_port=9090):
         n.host = net.address(i)
         n.http_port = http_port
         n.raft_port = raft_port
-        n.wrap = net.wrap(i)
+        n.disk = None
+        if disks and i in disks:
+            n.disk = SmallDisk(n.data_dir, disks[i])
+        n.wrap = (n.disk.wrap() if n.disk else []) + net.wrap(i)
         nodes.append(n)
     members = ",".join("%d=%s:%d" % (n.id, n.host, n.raft_port) for n in nodes)
     for n in nodes:

@@ -13,6 +13,7 @@ every node's log and read model.
 
 Needs root; exits 77 (skipped) when it cannot make namespaces. The seed is
 printed first: the same seed replays the same nemesis schedule."""
+import atexit
 import http.client
 import json
 import os
@@ -41,6 +42,10 @@ COMMAND_CLIENTS = 3
 REGISTER_CLIENTS = 4
 SUBSCRIBERS = 2
 RETRY_FOR_S = 12  # a client gives up on one command after this long (info)
+# node 3's data dir is a tmpfs this large that the nemesis fills now and then
+# (raft preallocates three 32 MiB segments; the rest is snapshots and the
+# read model's)
+DISK_MB = 256
 
 
 class History:
@@ -312,15 +317,28 @@ class Nemesis:
         # a removed member comes back as a new one: empty data dir, --join
         rc = f.stop()
         check(rc == 0, ("node %d did not stop cleanly" % f.id, rc, f.read_log()))
-        shutil.rmtree(f.data_dir, ignore_errors=True)
+        if f.disk is not None:
+            f.disk.wipe()
+        else:
+            shutil.rmtree(f.data_dir, ignore_errors=True)
         f.extra = ["--join", "http://" + other.http_addr] + [
             a for i, a in enumerate(f.extra) if a != "--cluster" and
             (i == 0 or f.extra[i - 1] != "--cluster")]
         self.say("node %d joins again through node %d" % (f.id, other.id))
         f.start(wait=False)
 
+    def fill_disk(self, lead):
+        n = [x for x in self.nodes if x.disk is not None][0]
+        self.say("fill node %d's disk%s" % (n.id, " (the leader)" if n is lead else ""))
+        df = n.disk.fill().split()
+        self.say("  %s used" % (df[-2] if len(df) > 2 else "?"))
+        self.hold()
+        n.disk.empty()
+        self.say("  room again on node %d" % n.id)
+
     FAULTS = ("isolate_leader", "isolate_follower", "leader_in_minority", "pause_leader",
-              "kill_restart", "kill_in_minority", "transfer_during_partition", "remove_rejoin")
+              "kill_restart", "kill_in_minority", "transfer_during_partition", "remove_rejoin",
+              "fill_disk")
 
     def run(self, stop, until):
         while time.monotonic() < until and not stop.is_set():
@@ -364,7 +382,11 @@ def test_nemesis(s):
     print("seed %d (replay: --seed %d), %.0fs of faults" % (seed, seed, OPTS["seconds"]),
           flush=True)
     rng = random.Random(seed)
-    nodes = netns.start_cluster(s, NET, extra=["--snapshot-threshold", "64"])
+    nodes = netns.start_cluster(s, NET, extra=["--snapshot-threshold", "64"],
+                                disks={2: DISK_MB})
+    for n in nodes:
+        if n.disk is not None:
+            atexit.register(n.disk.close)  # after the Suite has stopped the nodes
     wait_until(lambda: leader_of(nodes), 15, what="a leader")
     hist = History()
     parent = expect(nodes[0].command("directory.Create", {"Parent": "root", "Name": "cmds"},
@@ -486,6 +508,14 @@ def test_nemesis(s):
             bad = checks.crash_lines(f.read().decode(errors="replace"))
         problems += ["node %d log: %s" % (n.id, ln) for ln in bad[:5]]
 
+    errors = []
+    for n in nodes:
+        with open(n.log_path, "rb") as f:
+            errors.append([ln[ln.find(" ERROR ") + 7:][:90] for ln in
+                           f.read().decode(errors="replace").splitlines() if " ERROR " in ln])
+    for n, errs in zip(nodes, errors):
+        for e in errs[:3]:
+            print("node %d ERROR: %s" % (n.id, e), flush=True)
     counts = {t: sum(1 for r in hist.records if r["type"] == t)
               for t in ("invoke", "ok", "fail", "info")}
     print("ops %s; %d commands acknowledged; %d events; subscribers got %s events over %s "
