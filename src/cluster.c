@@ -173,6 +173,51 @@ int cluster_peer_reachable(struct cluster *c, uint64_t id)
     return id == c->raft.id || peer_heard(c, id, 0);
 }
 
+uint64_t cluster_best_transferee(struct cluster *c)
+{
+    const struct raft_configuration *conf = &c->raft.configuration;
+    uint64_t best = 0;
+    raft_index best_match = 0;
+    unsigned i;
+
+    for (i = 0; i < conf->n; i++) {
+        const struct raft_server *s = &conf->servers[i];
+        raft_index match = 0;
+        if (s->id == c->raft.id || s->role != RAFT_VOTER || !cluster_peer_reachable(c, s->id) ||
+            raft_match_index(&c->raft, s->id, &match) != 0) {
+            continue;
+        }
+        if (best == 0 || match > best_match) {
+            best = s->id;
+            best_match = match;
+        }
+    }
+    return best;
+}
+
+static void handover_cb(struct raft_transfer *t)
+{
+    struct cluster *c = t->data;
+    c->handover_pending = 0;
+}
+
+void cluster_hand_over(struct cluster *c, const char *why)
+{
+    uint64_t target;
+    if (c->handover_pending || c->closing || raft_state(&c->raft) != RAFT_LEADER) {
+        return;
+    }
+    target = cluster_best_transferee(c);
+    if (target == 0) {
+        return;
+    }
+    c->handover.data = c;
+    if (raft_transfer(&c->raft, &c->handover, target, handover_cb) == 0) {
+        c->handover_pending = 1;
+        log_warn("handing leadership to node %llu: %s", (unsigned long long)target, why);
+    }
+}
+
 /* In probe state raft resends, at every heartbeat, all entries from the
  * follower's next index, so fast heartbeats wait until every follower
  * streams (see peer_heard). */

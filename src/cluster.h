@@ -28,8 +28,10 @@ struct cluster {
     struct raft raft;
     struct raft_io io;
     struct transport transport;
-    uv_timer_t watch;          /* leadership watch */
-    struct raft_barrier nudge; /* see cluster_nudge */
+    uv_timer_t watch;              /* leadership watch */
+    struct raft_barrier nudge;     /* see cluster_nudge */
+    struct raft_transfer handover; /* see cluster_hand_over */
+    int handover_pending;
     int nudge_pending;
     int was_leader;
     raft_index seen_can_apply; /* see cluster_after_iteration */
@@ -73,6 +75,16 @@ int cluster_is_member(struct cluster *c, uint64_t id);
  * within the last election timeout (this node is always reachable). raft
  * 0.22 keeps the same facts in its private progress array. */
 int cluster_peer_reachable(struct cluster *c, uint64_t id);
+
+/* Leader: the voter to hand leadership to, one this node hears from with
+ * the most of the log; 0 if none is reachable. (raft's own choice is the
+ * last voter in its configuration unless one has the whole log at that
+ * instant, so under writes it often picked one cut off from it.) */
+uint64_t cluster_best_transferee(struct cluster *c);
+
+/* Leader: hand leadership to the best voter because of @why (logged), unless
+ * a hand-over is under way or no voter is reachable. */
+void cluster_hand_over(struct cluster *c, const char *why);
 
 /* Role name of this node: "leader", "follower", "candidate", "unavailable". */
 const char *cluster_role(struct cluster *c);

@@ -226,38 +226,11 @@ static void transfer_cb(struct raft_transfer *t)
     transfer_done(op, leader);
 }
 
-/* The voter to hand leadership to when the command names none: one this
- * leader hears from, with the most of the log; 0 if none is reachable.
- * (raft's own choice is the last voter in its configuration unless one has
- * the whole log at that instant, so under writes it often picked one cut
- * off from it, and the transfer timed out.) */
-static uint64_t best_transferee(struct cluster *c)
-{
-    const struct raft_configuration *conf = &c->raft.configuration;
-    uint64_t best = 0;
-    raft_index best_match = 0;
-    unsigned i;
-
-    for (i = 0; i < conf->n; i++) {
-        const struct raft_server *s = &conf->servers[i];
-        raft_index match = 0;
-        if (s->id == c->raft.id || s->role != RAFT_VOTER || !cluster_peer_reachable(c, s->id) ||
-            raft_match_index(&c->raft, s->id, &match) != 0) {
-            continue;
-        }
-        if (best == 0 || match > best_match) {
-            best = s->id;
-            best_match = match;
-        }
-    }
-    return best;
-}
-
 /* Hand leadership to @target, or to the best voter for 0. */
 static int start_transfer(struct member_op *op, uint64_t target)
 {
     if (target == 0) {
-        target = best_transferee(op->m->cluster);
+        target = cluster_best_transferee(op->m->cluster);
         if (target == 0) {
             return RAFT_NOTFOUND;
         }

@@ -131,6 +131,11 @@ static void on_iteration(uv_check_t *h)
     fsm_apply_pending(&node->fsm);
     commit_when_due(node);
     cluster_after_iteration(&node->cluster);
+    if (fsm_failed(&node->fsm)) {
+        /* a leader that cannot apply answers no command: another voter
+         * takes the cluster's writes meanwhile */
+        cluster_hand_over(&node->cluster, "this node cannot write its read model");
+    }
     applied = raft_last_applied(&node->cluster.raft);
     submit_flush(&node->submit);
     cluster_barrier_flush(&node->cluster);

@@ -45,7 +45,7 @@ RETRY_FOR_S = 12  # a client gives up on one command after this long (info)
 # node 3's data dir is a tmpfs this large that the nemesis fills now and then
 # (raft preallocates three 32 MiB segments; the rest is snapshots and the
 # read model's)
-DISK_MB = 256
+DISK_MB = 512
 
 
 class History:

@@ -1,6 +1,7 @@
 """Faults on network namespaces (netns.py): nodes cut off from the others
 while they are asked to act on them. Needs root; exits 77 (skipped) when it
 cannot make namespaces."""
+import atexit
 import os
 import sys
 import threading
@@ -96,6 +97,41 @@ def test_transfer_to_anyone_with_a_follower_isolated(s):
     all_alive(nodes)
 
 
+def test_leader_with_a_full_disk_hands_over(s):
+    """A leader whose read model cannot be written answers no command (it
+    answers only what it has applied): it hands leadership to a healthy
+    voter, so the cluster goes on taking writes; once it has room again it
+    catches up. (Before, every command to any node got 503 for as long as
+    the leader's disk stayed full: a 600 s nemesis run ended with the
+    cluster stuck.)"""
+    nodes = netns.start_cluster(s, NET, disks={0: 160, 1: 160, 2: 160})
+    for n in nodes:
+        atexit.register(n.disk.close)  # after the Suite has stopped the nodes
+    leader = wait_until(lambda: leader_of(nodes), 15, what="a leader")
+    others = [n for n in nodes if n is not leader]
+    for i in range(10):
+        expect(others[0].command("directory.Create", {"Parent": "root", "Name": "a%d" % i},
+                                 timeout=15), 200)
+    df = leader.disk.fill()
+    check("100%" in df, df)
+    k = {"n": 0}
+
+    def writes_go_on():
+        k["n"] += 1
+        r = others[k["n"] % 2].command("directory.ChangeDescription",
+                                       {"Id": "root", "Description": "x" * 4000 + str(k["n"])},
+                                       timeout=15)
+        lead = leader_of(nodes)
+        return r.status == 200 and lead is not None and lead is not leader
+    wait_until(writes_go_on, 30, interval=0.05, what="writes taken by a new leader")
+    check("handing leadership" in leader.read_log(), leader.read_log())
+    check(" ERROR " in leader.read_log(), leader.read_log())
+    leader.disk.empty()
+    wait_until(lambda: len({applied_seq(n) for n in nodes}) == 1, 30, interval=0.2,
+               what="the old leader to catch up")
+    all_alive(nodes)
+
+
 def applied_seq(n):
     try:
         return n.request("GET", "/api_v2/health", auth=False, timeout=2).json()["AppliedSeq"]
@@ -146,7 +182,8 @@ def test_partitioned_follower_catches_up_by_snapshot(s):
 def inside(net):
     global NET
     NET = net
-    Suite().run([test_transfer_to_an_isolated_follower,
+    Suite().run([test_leader_with_a_full_disk_hands_over,
+                 test_transfer_to_an_isolated_follower,
                  test_transfer_to_anyone_with_a_follower_isolated,
                  test_partitioned_follower_catches_up_by_snapshot])
     return 0
