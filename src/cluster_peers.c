@@ -118,4 +118,3 @@ void cluster_hand_over(struct cluster *c, const char *why)
         log_warn("handing leadership to node %llu: %s", (unsigned long long)target, why);
     }
 }
-
