@@ -19,6 +19,11 @@
 #define SETTLE_FOR_MS 2000
 /* raft_transfer calls for one command before it answers 503. */
 #define TRANSFER_ATTEMPTS 2
+/* A hand-over answers within this long. raft keeps a transfer open while
+ * no leader is known (a leader that lost its quorum meanwhile may not learn
+ * one until the network heals); the request then answers 503 and its
+ * memory waits for raft's callback. */
+#define TRANSFER_ANSWER_MS 5000
 
 /* One membership command on the leader, until its outcome is reported. */
 struct member_op {
@@ -30,9 +35,13 @@ struct member_op {
     void *cb_data;
     char body[MEMBERSHIP_BODY_MAX + 1]; /* to relay after a leadership hand-over */
     size_t body_len;
-    uint64_t settle_until;  /* a hand-over waiting to learn the new leader */
-    unsigned attempts;      /* raft_transfer calls so far */
-    struct member_op *next; /* m->settling */
+    uint64_t settle_until;           /* a hand-over waiting to learn the new leader */
+    uint64_t answer_by;              /* a hand-over's deadline */
+    unsigned attempts;               /* raft_transfer calls so far */
+    int answered;                    /* the client has its answer; raft still holds @transfer */
+    int in_raft;                     /* on m->transfers: raft holds @transfer */
+    struct member_op *next;          /* m->settling */
+    struct member_op *next_transfer; /* m->transfers */
 };
 
 /* ---- outcomes ---- */
@@ -173,6 +182,44 @@ static void transfer_done(struct member_op *op, uint64_t leader)
     op_leader(op, leader);
 }
 
+/* Take @op off the list of hand-overs raft holds. */
+static void transfer_unlink(struct member_op *op)
+{
+    struct member_op **p = &op->m->transfers;
+    while (*p != NULL && *p != op) {
+        p = &(*p)->next_transfer;
+    }
+    if (*p == op) {
+        *p = op->next_transfer;
+    }
+    op->in_raft = 0;
+    op->next_transfer = NULL;
+}
+
+/* Answer every hand-over raft still holds past its deadline (all of them
+ * when the node stops). Returns whether one is left to answer. */
+static int transfers_overdue(struct membership *m, uint64_t now)
+{
+    struct member_op *op;
+    int waiting = 0;
+    for (op = m->transfers; op != NULL; op = op->next_transfer) {
+        if (op->answered) {
+            continue;
+        }
+        if (now < op->answer_by && !m->stopping) {
+            waiting = 1;
+            continue;
+        }
+        log_warn("leadership transfer to %llu got no outcome within %d ms",
+                 (unsigned long long)op->transfer.id, TRANSFER_ANSWER_MS);
+        op->answered = 1;
+        submit_answer_error(op->cb, op->cb_data, ERR_UNAVAILABLE,
+                            m->stopping ? "the node is stopping; retry"
+                                        : "leadership was not transferred in time; retry");
+    }
+    return waiting;
+}
+
 static void settle_tick(uv_timer_t *t)
 {
     struct membership *m = t->data;
@@ -189,8 +236,15 @@ static void settle_tick(uv_timer_t *t)
         *p = op->next;
         transfer_done(op, leader);
     }
-    if (m->settling == NULL) {
+    if (!transfers_overdue(m, now) && m->settling == NULL) {
         uv_timer_stop(t);
+    }
+}
+
+static void watch_start(struct membership *m)
+{
+    if (!m->stopping && !uv_is_active((uv_handle_t *)&m->settle)) {
+        uv_timer_start(&m->settle, settle_tick, SETTLE_POLL_MS, SETTLE_POLL_MS);
     }
 }
 
@@ -200,6 +254,11 @@ static void transfer_cb(struct raft_transfer *t)
     struct membership *m = op->m;
     uint64_t leader = cluster_leader_id(m->cluster);
 
+    transfer_unlink(op);
+    if (op->answered) {
+        free(op);
+        return;
+    }
     if (op->cmd.kind == MEMBERSHIP_REMOVE) {
         /* The leader handed over before removing itself: the new leader
          * carries out the removal, reached like any leader. */
@@ -218,9 +277,7 @@ static void transfer_cb(struct raft_transfer *t)
         op->settle_until = util_mono_ms() + SETTLE_FOR_MS;
         op->next = m->settling;
         m->settling = op;
-        if (!uv_is_active((uv_handle_t *)&m->settle)) {
-            uv_timer_start(&m->settle, settle_tick, SETTLE_POLL_MS, SETTLE_POLL_MS);
-        }
+        watch_start(m);
         return;
     }
     transfer_done(op, leader);
@@ -229,6 +286,8 @@ static void transfer_cb(struct raft_transfer *t)
 /* Hand leadership to @target, or to the best voter for 0. */
 static int start_transfer(struct member_op *op, uint64_t target)
 {
+    int rv;
+
     if (target == 0) {
         target = cluster_best_transferee(op->m->cluster);
         if (target == 0) {
@@ -237,7 +296,18 @@ static int start_transfer(struct member_op *op, uint64_t target)
     }
     op->transfer.data = op;
     op->attempts++;
-    return raft_transfer(&op->m->cluster->raft, &op->transfer, target, transfer_cb);
+    rv = raft_transfer(&op->m->cluster->raft, &op->transfer, target, transfer_cb);
+    if (rv != 0) {
+        return rv;
+    }
+    if (op->answer_by == 0) {
+        op->answer_by = util_mono_ms() + TRANSFER_ANSWER_MS;
+    }
+    op->in_raft = 1;
+    op->next_transfer = op->m->transfers;
+    op->m->transfers = op;
+    watch_start(op->m);
+    return 0;
 }
 
 static void run(struct member_op *op)

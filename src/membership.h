@@ -44,8 +44,9 @@ struct membership {
     struct forward *forward;     /* borrowed: --join */
     uv_timer_t announce;         /* makes sure the cluster knows our addresses */
     uv_timer_t join;             /* --join: asks a member to add us */
-    uv_timer_t settle;           /* hand-overs waiting to learn the new leader */
-    struct member_op *settling;
+    uv_timer_t settle;           /* hand-overs: learning the new leader, deadlines */
+    struct member_op *settling;  /* hand-overs waiting to learn the new leader */
+    struct member_op *transfers; /* hand-overs raft holds (struct raft_transfer) */
     int announcing;
     int stopping;
 };

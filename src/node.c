@@ -30,6 +30,8 @@
  * is the raft log's, and a restart re-applies what the database lacks. */
 #define COMMIT_INTERVAL_MS 10
 #define COMMIT_ENTRIES 2048
+/* In raft/: the identity of the log (see raft_log_identity). */
+#define RAFT_LOG_ID_FILE "varasto-log-id"
 
 struct node {
     struct config config;
@@ -283,26 +285,80 @@ static int move_aside(const char *path, const char *why, char *aside, size_t siz
     return 0;
 }
 
-/* Open the read model. It is derived from raft's log and snapshot, so one
- * that is no sound database, or that holds entries while this node's raft
- * log is empty (it belongs to another log: raft/ was replaced or removed),
- * is never trusted: it is moved aside and rebuilt from the log and the
- * snapshot (SPEC 1.1). Returns 0, or -1 after one line on stderr. */
+/* The identity of this node's raft log: a random number in a file inside
+ * raft/ (raft_uv ignores files it does not know), so that it goes wherever
+ * the log goes; made together with the log, and made again if it is
+ * missing or unreadable (@made). Returns 0, or -1 after one line on
+ * stderr. */
+static int raft_log_identity(const struct config *config, uint64_t *id, int *made)
+{
+    char dir[CONFIG_PATH_MAX + 8], path[CONFIG_PATH_MAX + 32], text[32];
+    unsigned long long v = 0;
+    FILE *f;
+    int n;
+
+    snprintf(dir, sizeof dir, "%s/raft", config->data_dir);
+    snprintf(path, sizeof path, "%s/" RAFT_LOG_ID_FILE, dir);
+    *made = 0;
+    f = fopen(path, "r");
+    if (f != NULL) {
+        n = fscanf(f, "%20llu", &v);
+        fclose(f);
+        if (n == 1 && v != 0) {
+            *id = v;
+            return 0;
+        }
+    } else if (errno != ENOENT) {
+        fprintf(stderr, "varastod: %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    *id = util_random_u64();
+    n = snprintf(text, sizeof text, "%llu\n", (unsigned long long)*id);
+    if (util_mkdir_p(dir) != 0 || util_write_file_durably(dir, path, text, (size_t)n) != 0) {
+        fprintf(stderr, "varastod: cannot write %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    *made = 1;
+    return 0;
+}
+
+/* Open the read model. It is derived from raft's log and snapshot, and
+ * records the identity of the log it was built from: one that is no sound
+ * database, or that holds entries and records another log than this
+ * node's (raft/ was replaced, removed, or copied from elsewhere) is never
+ * trusted: it is moved aside and rebuilt from the log and the snapshot
+ * (SPEC 1.1). Returns 0, or -1 after one line on stderr. */
 static int open_read_model(struct node *node, const char *path)
 {
     char why[CONFIG_PATH_MAX + 128], aside[CONFIG_PATH_MAX + 64];
-    uint64_t index = 0, seq = 0;
+    uint64_t index = 0, seq = 0, log_id, recorded = 0;
+    int pristine = cluster_dir_pristine(&node->config), made;
 
+    if (raft_log_identity(&node->config, &log_id, &made) != 0) {
+        return -1;
+    }
     if (store_open(&node->store, path) == 0) {
         store_meta_get_applied(&node->store, &index, &seq);
-        if (index == 0 || !cluster_dir_pristine(&node->config)) {
-            return 0;
+        recorded = store_recorded_log_id(&node->store);
+        if (index == 0 || recorded == log_id) {
+            goto adopt;
         }
         store_close(&node->store);
-        snprintf(why, sizeof why,
-                 "holds entries up to index %llu but the raft log is empty (it belongs to "
-                 "another log)",
-                 (unsigned long long)index);
+        if (pristine) {
+            snprintf(why, sizeof why,
+                     "holds entries up to index %llu but the raft log is empty (it belongs to "
+                     "another log)",
+                     (unsigned long long)index);
+        } else if (made) {
+            snprintf(why, sizeof why,
+                     "holds entries up to index %llu but raft/%s was missing (the log cannot be "
+                     "confirmed as the one it was built from)",
+                     (unsigned long long)index, RAFT_LOG_ID_FILE);
+        } else {
+            snprintf(why, sizeof why,
+                     "was built from another raft log (log %llu; this node's is %llu)",
+                     (unsigned long long)recorded, (unsigned long long)log_id);
+        }
     } else if (node->store.corrupt) {
         snprintf(why, sizeof why, "is not a sound database (%s)", node->store.errmsg);
     } else {
@@ -318,6 +374,14 @@ static int open_read_model(struct node *node, const char *path)
              why, aside);
     if (store_open(&node->store, path) != 0) {
         fprintf(stderr, "varastod: %s\n", node->store.errmsg);
+        return -1;
+    }
+    recorded = 0;
+adopt:
+    node->store.log_id = log_id;
+    if (recorded != log_id && store_set_log_id(&node->store, log_id) != 0) {
+        fprintf(stderr, "varastod: read model %s: %s\n", path, node->store.errmsg);
+        store_close(&node->store);
         return -1;
     }
     return 0;

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "log.h"
+
 static int store_prepare(struct store *st)
 {
     int i;
@@ -405,6 +407,43 @@ int store_meta_set_applied(struct store *st, uint64_t index, uint64_t seq)
     return rv == SQLITE_DONE ? 0 : -1;
 }
 
+uint64_t store_recorded_log_id(struct store *st)
+{
+    sqlite3_stmt *s;
+    uint64_t id = 0;
+    if (sqlite3_prepare_v2(st->db, "SELECT v FROM meta WHERE k = 'log_id'", -1, &s, NULL) !=
+        SQLITE_OK) {
+        return 0;
+    }
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        id = (uint64_t)sqlite3_column_int64(s, 0);
+    }
+    sqlite3_finalize(s);
+    return id;
+}
+
+int store_set_log_id(struct store *st, uint64_t id)
+{
+    sqlite3_stmt *s;
+    int rv;
+    if (sqlite3_prepare_v2(st->db, "INSERT OR REPLACE INTO meta(k, v) VALUES('log_id', ?)", -1, &s,
+                           NULL) != SQLITE_OK) {
+        snprintf(st->errmsg, sizeof st->errmsg, "record the log identity: %s",
+                 sqlite3_errmsg(st->db));
+        return -1;
+    }
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)id);
+    rv = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (rv != SQLITE_DONE) {
+        snprintf(st->errmsg, sizeof st->errmsg, "record the log identity: %s",
+                 sqlite3_errmsg(st->db));
+        return -1;
+    }
+    st->log_id = id;
+    return 0;
+}
+
 int store_reader_serialize(struct store *st, unsigned generation, unsigned char **data,
                            size_t *size)
 {
@@ -475,5 +514,14 @@ int store_replace(struct store *st, const unsigned char *data, size_t size)
         snprintf(st->errmsg, sizeof st->errmsg, "rename %s: %s", tmp, strerror(errno));
         return -1;
     }
-    return store_open(st, path);
+    if (store_open(st, path) != 0) {
+        return -1;
+    }
+    /* The image is another node's (or an older one): it records that
+     * node's log. Should this fail (a full disk), the restore still
+     * stands; the next start finds the mismatch and rebuilds. */
+    if (st->log_id != 0 && store_set_log_id(st, st->log_id) != 0) {
+        log_warn("read model: %s (the next start rebuilds it)", st->errmsg);
+    }
+    return 0;
 }

@@ -53,6 +53,9 @@ struct store {
     char errmsg[256];
     char reader_errmsg[256];
     int corrupt; /* store_open failed: the file is not a sound database */
+    /* The identity of the raft log this read model belongs to (0: unset),
+     * recorded again in a database that store_replace brings in. */
+    uint64_t log_id;
 };
 
 /* Process-wide SQLite settings; call once, before any other store call.
@@ -79,6 +82,13 @@ int store_release_savepoint(struct store *st);
 /* The applied raft index and the last event seq (one row, one statement). */
 int store_meta_set_applied(struct store *st, uint64_t index, uint64_t seq);
 void store_meta_get_applied(struct store *st, uint64_t *index, uint64_t *seq);
+
+/* The identity of the raft log the read model records it was built from
+ * (0: none). */
+uint64_t store_recorded_log_id(struct store *st);
+/* Record @id as the read model's raft log, now and after every
+ * store_replace. Returns 0 or -1 (st->errmsg set). */
+int store_set_log_id(struct store *st, uint64_t id);
 
 /* ---- background work on the reader connection ----
  * The caller serializes uses of the reader (one job at a time). */

@@ -135,7 +135,7 @@ int store_subs(struct store *st, store_sub_fn cb, void *data)
 int store_subscription(struct store *st, const char *name, struct type_filter *types,
                        uint64_t *cursor)
 {
-    struct store_sub row;
+    struct store_sub row = {0};
     int rv = store_sub_get(st, name, &row);
     if (rv != 1) {
         return rv; /* 0: none; < 0: the store failed (st->errmsg) */

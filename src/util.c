@@ -8,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <time.h>
 
 int64_t util_now_ms(void)
@@ -335,4 +337,65 @@ int buf_append_json_string(struct buf *out, const char *s)
     rv |= buf_append(out, run, (size_t)(s - run));
     rv |= buf_append(out, "\"", 1);
     return rv;
+}
+
+int util_write_file_durably(const char *dir, const char *path, const void *data, size_t len)
+{
+    char tmp[4096];
+    const char *p = data;
+    int fd, dfd, saved;
+
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        return -1;
+    }
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            goto err;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    if (fsync(fd) != 0 || close(fd) != 0) {
+        fd = -1;
+        goto err;
+    }
+    fd = -1;
+    if (rename(tmp, path) != 0) {
+        goto err;
+    }
+    dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) {
+        return -1;
+    }
+    saved = fsync(dfd);
+    close(dfd);
+    return saved;
+err:
+    saved = errno;
+    if (fd >= 0) {
+        close(fd);
+    }
+    unlink(tmp);
+    errno = saved;
+    return -1;
+}
+
+uint64_t util_random_u64(void)
+{
+    uint64_t v = 0;
+    while (v == 0) {
+        if (getrandom(&v, sizeof v, 0) != (ssize_t)sizeof v) {
+            v = ((uint64_t)rand() << 32) ^ (uint64_t)rand() ^ (uint64_t)util_now_ms();
+        }
+    }
+    return v;
 }

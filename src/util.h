@@ -37,6 +37,14 @@ int util_secure_streq(const char *a, const char *b);
  * or -1 with errno set. */
 int util_mkdir_p(const char *path);
 
+/* Replace file @path in directory @dir with @len bytes of @data (mode
+ * 0600), durably: a temporary file fsync'd, renamed over @path, and the
+ * directory fsync'd. Returns 0, or -1 with errno set. */
+int util_write_file_durably(const char *dir, const char *path, const void *data, size_t len);
+
+/* A random number other than 0. */
+uint64_t util_random_u64(void);
+
 /* A growable byte buffer. */
 struct buf {
     char *data;

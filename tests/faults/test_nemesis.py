@@ -313,7 +313,11 @@ class Nemesis:
         self.hold()
         NET.heal(self.idx(f))
         if got is None or got[0] != 200:
-            return
+            # outcome unknown: the removal may still be committed by a later
+            # leader; an operator retries until the answer is definite
+            got = self.retry_removal(f)
+            if got is None or got[0] not in (200, 404):
+                return
         # a removed member comes back as a new one: empty data dir, --join
         rc = f.stop()
         check(rc == 0, ("node %d did not stop cleanly" % f.id, rc, f.read_log()))
@@ -326,6 +330,20 @@ class Nemesis:
             (i == 0 or f.extra[i - 1] != "--cluster")]
         self.say("node %d joins again through node %d" % (f.id, other.id))
         f.start(wait=False)
+
+    def retry_removal(self, f):
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            for n in self.nodes:
+                if n is f:
+                    continue
+                got = call(n, "POST", "/command/cluster.RemoveNode", {"Id": f.id}, timeout=15)
+                if got is not None and got[0] in (200, 404):
+                    self.say("  remove retried through node %d: %d" % (n.id, got[0]))
+                    return got
+            time.sleep(0.5)
+        self.say("  remove still unsettled after 30 s")
+        return None
 
     def fill_disk(self, lead):
         n = [x for x in self.nodes if x.disk is not None][0]
@@ -437,6 +455,8 @@ def test_nemesis(s):
                                            "varasto-nemesis-%d.jsonl" % seed)
     hist.write(path)
     print("history: %s (%d records)" % (path, len(hist.records)), flush=True)
+    for n in nodes:  # the nodes' logs of the run, beside it (the work dir goes)
+        shutil.copyfile(n.log_path, "%s-node%d.log" % (os.path.splitext(path)[0], n.id))
 
     # ---- checks ----
     for n in nodes:

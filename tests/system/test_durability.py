@@ -176,6 +176,38 @@ def test_read_model_of_another_log_is_not_trusted(s):
     check(health["AppliedSeq"] == 1, health)
 
 
+def test_read_model_with_another_raft_log_is_rebuilt(s):
+    """raft/ replaced by another node's non-empty log: the read model,
+    built from the old log, is moved aside and rebuilt from the new one
+    (its snapshot and entries), so the node serves what that log holds.
+    (It used to trust the read model of the log it no longer had: the
+    directories of the old log, and an applied index the new log never
+    reached.)"""
+    import shutil
+    a = s.node(extra=["--snapshot-threshold", "16"])
+    for i in range(40):
+        expect(a.command("directory.Create", {"Parent": "root", "Name": "a%d" % i}), 200)
+    b = s.node(extra=["--snapshot-threshold", "16"])
+    for i in range(25):  # snapshots, and entries after the last one
+        expect(b.command("directory.Create", {"Parent": "root", "Name": "b%d" % i}), 200)
+    b_root = b.request("GET", "/api_v2/directories/root").json()
+    b_events = all_events(b)
+    check(a.stop() == 0 and b.stop() == 0)
+    shutil.rmtree(os.path.join(a.data_dir, "raft"))
+    shutil.copytree(os.path.join(b.data_dir, "raft"), os.path.join(a.data_dir, "raft"))
+    a.start()
+    check("was built from another raft log" in a.read_log(), a.read_log())
+    check(a.request("GET", "/api_v2/directories/root").json() == b_root)
+    check(all_events(a) == b_events)
+    check([f for f in os.listdir(a.data_dir) if f.startswith("readmodel.db.foreign-")],
+          os.listdir(a.data_dir))
+    expect(a.command("directory.Create", {"Parent": "root", "Name": "after"}), 200)
+    # its own log and read model from now on: a restart rebuilds nothing
+    check(a.stop() == 0)
+    a.start()
+    check(a.read_log().count("moved to") == 1, a.read_log())
+
+
 def test_log_segments_are_zero_filled(s):
     # raft appends with RWF_NOWAIT direct writes; a write into an unwritten
     # extent cannot be done without blocking and goes to the thread pool.
@@ -206,4 +238,5 @@ if __name__ == "__main__":
     Suite().run([test_kill9_during_writes, test_restart_after_snapshots,
                  test_kill9_with_subscriber_resume, test_log_segments_are_zero_filled,
                  test_corrupt_read_model_is_rebuilt,
-                 test_read_model_of_another_log_is_not_trusted])
+                 test_read_model_of_another_log_is_not_trusted,
+                 test_read_model_with_another_raft_log_is_rebuilt])
