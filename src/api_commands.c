@@ -215,14 +215,15 @@ static void relay_membership(struct api *api, h2o_req_t *req, const char *name, 
 /* Parse the body as a JSON object; answers and returns NULL on error. */
 static cJSON *parse_body(struct api *api, h2o_req_t *req)
 {
+    struct err e;
     cJSON *json;
     if (req->entity.len > HTTP_MAX_BODY) {
         http_reply_error(req, ERR_TOO_LARGE, "request body over %d bytes", HTTP_MAX_BODY);
         return NULL;
     }
-    json = cJSON_ParseWithLength(req->entity.base ? req->entity.base : "", req->entity.len);
+    json = codec_parse_body(req->entity.base, req->entity.len, &e);
     if (json == NULL) {
-        http_reply_error(req, ERR_BAD_REQUEST, "malformed JSON");
+        http_reply_error(req, e.code, "%s", e.message);
         return NULL;
     }
     if (!cJSON_IsObject(json)) {

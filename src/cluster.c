@@ -89,7 +89,10 @@ static void io_recv(struct raft_io *io, struct raft_message *msg)
 {
     struct cluster *c = cluster_of_io(io);
     cluster_peers_note(c, msg);
-    c->recv(io, msg);
+    if (!snapshot_hold_take(&c->held, msg, c->fsm->snapshot_taking,
+                            c->raft.snapshot.installing || c->closing)) {
+        c->recv(io, msg);
+    }
 }
 
 /* raft_uv's start, wrapped to keep raft's tick callback, which
@@ -140,7 +143,12 @@ static raft_index followers_can_apply(struct raft *r)
 
 void cluster_after_iteration(struct cluster *c)
 {
+    struct raft_message held;
     raft_index can_apply;
+
+    if (!c->closing && snapshot_hold_release(&c->held, c->fsm->snapshot_taking, &held)) {
+        c->recv(&c->io, &held);
+    }
 
     /* A closing cluster is draining its appends: nothing more to tell. */
     if (c->closing || raft_state(&c->raft) != RAFT_LEADER) {
@@ -194,7 +202,6 @@ int cluster_start(struct cluster *c, uv_loop_t *loop, const struct config *confi
         snprintf(c->errmsg, sizeof c->errmsg, "cannot create %s: %s", c->raft_dir, strerror(errno));
         return ERR_INTERNAL;
     }
-    c->pristine = cluster_dir_pristine(config);
     rv = transport_init(&c->transport, loop);
     if (rv != 0) {
         snprintf(c->errmsg, sizeof c->errmsg, "raft transport: %s", raft_strerror(rv));
@@ -247,7 +254,10 @@ int cluster_start(struct cluster *c, uv_loop_t *loop, const struct config *confi
         raft_set_snapshot_trailing(&c->raft, trailing);
     }
 
-    /* Bootstrap only a pristine directory; otherwise resume from it. */
+    /* Bootstrap unless told to join; raft refuses (and the node resumes)
+     * when the directory holds a term. A --join node never bootstraps: it
+     * may hold a metadata file without a term (its first write met a full
+     * disk, say) and would otherwise start a cluster of its own. */
     raft_configuration_init(&conf);
     if (config->n_members == 0) {
         rv = raft_configuration_add(&conf, config->id, config->raft, RAFT_VOTER);
@@ -258,7 +268,7 @@ int cluster_start(struct cluster *c, uv_loop_t *loop, const struct config *confi
                                         RAFT_VOTER);
         }
     }
-    if (rv == 0 && (config->join[0] == '\0' || !c->pristine)) {
+    if (rv == 0 && config->join[0] == '\0') {
         rv = raft_bootstrap(&c->raft, &conf);
         if (rv == RAFT_CANTBOOTSTRAP) {
             log_info("resuming from %s", c->raft_dir);
@@ -487,6 +497,7 @@ void cluster_close(struct cluster *c, void (*cb)(struct cluster *c))
     c->closing = 1;
     c->close_cb = cb;
     c->close_started_ms = util_mono_ms();
+    snapshot_hold_drop(&c->held);
     fast_stop(c);
     cluster_barrier_flush(c); /* fails its members: nothing more is appended */
     /* the watch timer polls the drain from now on */

@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "fsm.h"
+#include "snapshot_hold.h"
 #include "transport.h"
 
 struct barrier_group;
@@ -44,12 +45,12 @@ struct cluster {
     raft_io_recv_cb recv;                  /* raft's receive callback, wrapped */
     struct cluster_peer *peers;            /* every server heard from, unordered */
     unsigned n_peers;
+    struct snapshot_hold held; /* see snapshot_hold.h */
     int closing;
     int raft_closed; /* raft closed; raft_uv not yet released */
     uint64_t close_started_ms;
     void (*close_cb)(struct cluster *c);
     char raft_dir[CONFIG_PATH_MAX + 16];
-    int pristine;                        /* the raft directory held no state at start */
     struct barrier_group *barrier_group; /* see cluster_barrier_join */
     char errmsg[512];                    /* why cluster_start failed */
 };
@@ -58,8 +59,8 @@ struct cluster {
 int cluster_dir_pristine(const struct config *config);
 
 /* Set up raft over @fsm with data under config->data_dir/raft, bootstrap on a
- * pristine directory, and start. Returns 0, or ERR_INTERNAL with c->errmsg
- * set. */
+ * directory without a term unless told to --join, and start. Returns 0, or ERR_INTERNAL with
+ * c->errmsg set. */
 int cluster_start(struct cluster *c, uv_loop_t *loop, const struct config *config, struct fsm *fsm);
 
 /* Whether this node is the raft leader now. */

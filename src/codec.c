@@ -28,6 +28,64 @@ size_t codec_max_string(const char *field_name)
     return CODEC_DEFAULT_MAX_STRING;
 }
 
+/* What RFC 8259 or a C string forbids in the strings of the JSON text @p
+ * (@len bytes) that cJSON lets through: raw control characters (a NUL
+ * would end the string early) and the escape \u0000. NULL if none. */
+static const char *string_problem(const char *p, size_t len)
+{
+    size_t i;
+    int in_string = 0;
+    for (i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c == '"') {
+            in_string = !in_string;
+        } else if (!in_string) {
+            continue;
+        } else if (c < 0x20) {
+            return "a string holds a raw control character";
+        } else if (c == '\\' && i + 1 < len) {
+            if (p[i + 1] == 'u' && i + 5 < len && memcmp(p + i + 2, "0000", 4) == 0) {
+                return "strings may not hold \\u0000";
+            }
+            i++; /* the escaped character: a quote or backslash is no delimiter */
+        }
+    }
+    return NULL;
+}
+
+cJSON *codec_parse_body(const char *body, size_t len, struct err *err)
+{
+    const char *end = NULL, *problem;
+    cJSON *json;
+
+    if (body == NULL) {
+        body = "";
+        len = 0;
+    }
+    if (!util_utf8_valid(body, len)) {
+        err_set(err, ERR_BAD_REQUEST, "the body is not valid UTF-8");
+        return NULL;
+    }
+    if ((problem = string_problem(body, len)) != NULL) {
+        err_set(err, ERR_BAD_REQUEST, "%s", problem);
+        return NULL;
+    }
+    json = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+    if (json == NULL) {
+        err_set(err, ERR_BAD_REQUEST, "malformed JSON");
+        return NULL;
+    }
+    while (end < body + len && (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r')) {
+        end++;
+    }
+    if (end != body + len) {
+        cJSON_Delete(json);
+        err_set(err, ERR_BAD_REQUEST, "malformed JSON: something follows the value");
+        return NULL;
+    }
+    return json;
+}
+
 static int fail(struct err *err, const char *path, const char *fmt, const char *what)
 {
     char detail[200];
@@ -68,6 +126,10 @@ static int decode_value(const ProtobufCFieldDescriptor *f, const cJSON *v, void 
             return fail(err, path, "%s", "expected a string");
         }
         len = strlen(v->valuestring);
+        if (!util_utf8_valid(v->valuestring, len)) {
+            /* cJSON writes a lone surrogate escape as bytes no UTF-8 has */
+            return fail(err, path, "%s", "not valid UTF-8");
+        }
         if (len > codec_max_string(f->name)) {
             char lim[32];
             snprintf(lim, sizeof lim, "%zu", codec_max_string(f->name));

@@ -15,6 +15,12 @@
 #define CODEC_DEFAULT_MAX_STRING 255
 #define CODEC_MAX_REPEATED 10000
 
+/* Parse the request body @body (@len bytes) as exactly one JSON value
+ * (SPEC 7.3): well-formed UTF-8, no \u0000 in a string (C strings would
+ * cut it there), nothing but white space after the value. Returns the
+ * value (caller frees), or NULL with @err set (ERR_BAD_REQUEST). */
+cJSON *codec_parse_body(const char *body, size_t len, struct err *err);
+
 /* Decode the JSON object @json into a new message of type @desc, returned in
  * @out (free with protobuf_c_message_free_unpacked(msg, NULL)).
  * Returns 0, or an err_code (ERR_BAD_REQUEST with a message naming the

@@ -91,6 +91,9 @@ struct fsm {
     int snapshot_auto;
     /* The store's reader connection is in use by a snapshot or checkpoint. */
     int reader_busy;
+    /* raft is taking a snapshot of this FSM: from fsm_snapshot until its
+     * finalize (or a failed copy). */
+    int snapshot_taking;
     uint64_t snap_index, snap_seq, snap_started;
     unsigned snap_generation;
 };

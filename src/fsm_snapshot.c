@@ -59,6 +59,7 @@ static int fsm_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigne
         return RAFT_BUSY;
     }
     f->reader_busy = 1;
+    f->snapshot_taking = 1;
     f->snap_index = f->applied_index;
     f->snap_seq = f->last_seq;
     f->snap_started = util_mono_ms();
@@ -66,6 +67,18 @@ static int fsm_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigne
     *bufs = NULL;
     *n_bufs = 0;
     return 0;
+}
+
+/* The copy failed (@rv): raft 0.22 abandons the snapshot without calling
+ * snapshot_finalize, so the read view ends here. */
+static int snapshot_abandon(struct fsm *f, int rv)
+{
+    log_warn("snapshot at index %llu failed: %s", (unsigned long long)f->snap_index,
+             rv == RAFT_NOMEM ? "out of memory" : f->store->reader_errmsg);
+    store_reader_end(f->store);
+    f->reader_busy = 0;
+    f->snapshot_taking = 0;
+    return rv;
 }
 
 /* The snapshot is two buffers, which raft writes one after the other: our
@@ -79,7 +92,7 @@ static int fsm_snapshot_async(struct raft_fsm *rf, struct raft_buffer *bufs[], u
     uint8_t *p;
 
     if (store_reader_serialize(f->store, f->snap_generation, &image, &size) != 0) {
-        return RAFT_IOERR;
+        return snapshot_abandon(f, RAFT_IOERR);
     }
     *bufs = raft_malloc(2 * sizeof **bufs);
     p = raft_calloc(1, SNAPSHOT_HEADER);
@@ -88,7 +101,7 @@ static int fsm_snapshot_async(struct raft_fsm *rf, struct raft_buffer *bufs[], u
         *bufs = NULL;
         raft_free(p);
         store_image_free(image);
-        return RAFT_NOMEM;
+        return snapshot_abandon(f, RAFT_NOMEM);
     }
     put_u64(p, SNAPSHOT_MAGIC);
     put_u64(p + 8, f->snap_index);
@@ -111,11 +124,7 @@ static int fsm_snapshot_sync(struct raft_fsm *rf, struct raft_buffer *bufs[], un
     if (rv != 0) {
         return rv;
     }
-    rv = fsm_snapshot_async(rf, bufs, n_bufs);
-    if (rv != 0) {
-        fsm_snapshot_finalize(rf, bufs, n_bufs);
-    }
-    return rv;
+    return fsm_snapshot_async(rf, bufs, n_bufs); /* which ends the view if it fails */
 }
 
 void fsm_use_sync_snapshots(struct fsm *f)
@@ -128,6 +137,7 @@ void fsm_use_sync_snapshots(struct fsm *f)
 static int fsm_snapshot_finalize(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
     struct fsm *f = rf->data;
+    f->snapshot_taking = 0;
     if (f->reader_busy) {
         if (*bufs != NULL && *n_bufs == 2) {
             log_info("snapshot at index %llu, seq %llu, %zu bytes, %llu ms",

@@ -257,8 +257,14 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     size_t i;
 
     for (i = 0; i < s->deps.n_routes; i++) {
-        if (!http_route_match(&req->pool, s->deps.routes[i].pattern, req->path.base, path_len,
-                              params)) {
+        int m = http_route_match(&req->pool, s->deps.routes[i].pattern, req->path.base, path_len,
+                                 params);
+        if (m < 0) {
+            http_reply_error(req, ERR_BAD_REQUEST,
+                             "a path segment is malformed, holds NUL or is not UTF-8");
+            return 0;
+        }
+        if (m == 0) {
             continue;
         }
         path_known = 1;

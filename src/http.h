@@ -116,7 +116,7 @@ int http_query(h2o_req_t *req, const char *name, char *out, size_t size);
 int http_header(h2o_req_t *req, const char *name, char *out, size_t size);
 
 /* Parse a non-negative integer parameter: query @qname or header @hname.
- * Returns 1 found, 0 absent, -1 malformed. */
+ * Returns 1 found, 0 absent, -1 malformed or above 2^63-1. */
 int http_u64_param(h2o_req_t *req, const char *qname, const char *hname, unsigned long long *out);
 
 void http_add_header(h2o_req_t *req, const char *name, const char *value);
@@ -127,11 +127,13 @@ int http_is_admin(h2o_req_t *req);
 /* ---- parsing, exposed for tests ---- */
 
 /* Percent-decode @len bytes of @src into @out ('+' is a space when
- * @plus_is_space); a NUL or an over-long result fails. Returns 0 or -1. */
+ * @plus_is_space); a NUL, a result that is no UTF-8, or an over-long one
+ * fails. Returns 0 or -1. */
 int http_url_decode(const char *src, size_t len, char *out, size_t size, int plus_is_space);
 
 /* Match @path (@len bytes, no query) against @pattern, URL-decoding each
- * '*' segment into @params (allocated from @pool). Returns 1 or 0. */
+ * '*' segment into @params (allocated from @pool). Returns 1, 0 (no
+ * match), or -1 (a segment is malformed, holds NUL or is no UTF-8). */
 int http_route_match(h2o_mem_pool_t *pool, const char *pattern, const char *path, size_t len,
                      char **params);
 

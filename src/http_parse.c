@@ -1,9 +1,12 @@
 /* Request parsing for the HTTP server: percent-decoding, query parameters,
  * headers, integers, and matching a path against a route pattern. */
+#include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "http.h"
+#include "util.h"
 
 #define HTTP_SEGMENT_MAX 512
 
@@ -47,7 +50,7 @@ int http_url_decode(const char *src, size_t len, char *out, size_t size, int plu
         out[o++] = c;
     }
     out[o] = '\0';
-    return 0;
+    return util_utf8_valid(out, o) ? 0 : -1;
 }
 
 int http_query(h2o_req_t *req, const char *name, char *out, size_t size)
@@ -108,8 +111,10 @@ int http_u64_param(h2o_req_t *req, const char *qname, const char *hname, unsigne
     if (text[0] < '0' || text[0] > '9') {
         return -1;
     }
+    errno = 0;
     *out = strtoull(text, &end, 10);
-    return *end == '\0' ? 1 : -1;
+    /* Seqs and indexes are int64 in SQLite: above 2^63-1 is out of range */
+    return *end == '\0' && errno == 0 && *out <= INT64_MAX ? 1 : -1;
 }
 
 int http_route_match(h2o_mem_pool_t *pool, const char *pattern, const char *path, size_t len,
@@ -117,6 +122,7 @@ int http_route_match(h2o_mem_pool_t *pool, const char *pattern, const char *path
 {
     const char *p = path, *end = path + len;
     unsigned n = 0;
+    int bad = 0;
 
     while (*pattern != '\0') {
         if (*pattern == '*') {
@@ -124,9 +130,12 @@ int http_route_match(h2o_mem_pool_t *pool, const char *pattern, const char *path
             const char *stop = slash ? slash : end;
             char seg[HTTP_SEGMENT_MAX];
             size_t l;
-            if (stop == p || n == HTTP_MAX_PARAMS ||
-                http_url_decode(p, (size_t)(stop - p), seg, sizeof seg, 0) != 0) {
+            if (stop == p || n == HTTP_MAX_PARAMS) {
                 return 0;
+            }
+            if (http_url_decode(p, (size_t)(stop - p), seg, sizeof seg, 0) != 0) {
+                bad = 1; /* -1 if the rest matches: the path has this shape */
+                seg[0] = '\0';
             }
             l = strlen(seg);
             params[n] = h2o_mem_alloc_pool(pool, l + 1);
@@ -142,5 +151,5 @@ int http_route_match(h2o_mem_pool_t *pool, const char *pattern, const char *path
         p++;
         pattern++;
     }
-    return p == end;
+    return p != end ? 0 : bad ? -1 : 1;
 }

@@ -455,7 +455,7 @@ void membership_exec(void *data, const char *command, const char *body, size_t l
     op->m = m;
     op->cb = cb;
     op->cb_data = cb_data;
-    json = len <= MEMBERSHIP_BODY_MAX ? cJSON_ParseWithLength(body, len) : NULL;
+    json = len <= MEMBERSHIP_BODY_MAX ? codec_parse_body(body, len, &e) : NULL;
     if (json == NULL) {
         op_fail(op, ERR_BAD_REQUEST, "malformed membership command");
         return;
@@ -561,7 +561,7 @@ static void join_tick(uv_timer_t *t)
 
 void membership_start(struct membership *m, uv_loop_t *loop, const struct config *config,
                       struct cluster *cluster, struct store *store, struct submit *submit,
-                      struct forward *forward, int pristine)
+                      struct forward *forward)
 {
     memset(m, 0, sizeof *m);
     m->config = config;
@@ -572,7 +572,7 @@ void membership_start(struct membership *m, uv_loop_t *loop, const struct config
     submit_set_exec(submit, membership_exec, m);
     uv_timer_init(loop, &m->join);
     m->join.data = m;
-    if (config->join[0] != '\0' && pristine) {
+    if (config->join[0] != '\0' && !cluster_is_member(cluster, config->id)) {
         log_info("asking %s to add this node", config->join);
         uv_timer_start(&m->join, join_tick, 0, 0);
     }

@@ -60,11 +60,12 @@ int membership_parse(const char *name, const cJSON *json, struct membership_cmd 
                      struct err *e);
 
 /* Set up @m (every pointer borrowed), register it as the submission
- * module's runner of relayed commands, start announcing, and with --join on
- * a pristine node (@pristine) ask config->join to add this node. */
+ * module's runner of relayed commands, start announcing, and with --join
+ * ask config->join to add this node unless the configuration it holds
+ * already has it (a node that stopped before it was added asks again). */
 void membership_start(struct membership *m, uv_loop_t *loop, const struct config *config,
                       struct cluster *cluster, struct store *store, struct submit *submit,
-                      struct forward *forward, int pristine);
+                      struct forward *forward);
 
 /* Stop the timers (the node is stopping) and close their handles. */
 void membership_close(struct membership *m);

@@ -469,7 +469,7 @@ int node_run(const struct config *config)
         return fail(&node, node.cluster.errmsg);
     }
     membership_start(&node.membership, &node.loop, config, &node.cluster, &node.store, &node.submit,
-                     &node.forward, node.cluster.pristine);
+                     &node.forward);
     uv_signal_init(&node.loop, &node.sigint);
     uv_signal_init(&node.loop, &node.sigterm);
     node.sigint.data = node.sigterm.data = &node;

@@ -399,3 +399,41 @@ uint64_t util_random_u64(void)
     }
     return v;
 }
+
+int util_utf8_valid(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
+
+    while (p < end) {
+        unsigned c = *p;
+        size_t n, i;
+        unsigned lo = 0x80, hi = 0xBF; /* the second byte's range */
+        if (c < 0x80) {
+            p++;
+            continue;
+        }
+        if (c >= 0xC2 && c <= 0xDF) {
+            n = 1;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            n = 2;
+            lo = c == 0xE0 ? 0xA0 : 0x80; /* overlong */
+            hi = c == 0xED ? 0x9F : 0xBF; /* surrogates */
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            n = 3;
+            lo = c == 0xF0 ? 0x90 : 0x80; /* overlong */
+            hi = c == 0xF4 ? 0x8F : 0xBF; /* above U+10FFFF */
+        } else {
+            return 0;
+        }
+        if ((size_t)(end - p) <= n || p[1] < lo || p[1] > hi) {
+            return 0;
+        }
+        for (i = 2; i <= n; i++) {
+            if (p[i] < 0x80 || p[i] > 0xBF) {
+                return 0;
+            }
+        }
+        p += n + 1;
+    }
+    return 1;
+}

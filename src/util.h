@@ -42,6 +42,10 @@ int util_mkdir_p(const char *path);
  * directory fsync'd. Returns 0, or -1 with errno set. */
 int util_write_file_durably(const char *dir, const char *path, const void *data, size_t len);
 
+/* Whether @len bytes at @s are well-formed UTF-8 (RFC 3629: no overlong
+ * forms, no surrogates, nothing above U+10FFFF). */
+int util_utf8_valid(const char *s, size_t len);
+
 /* A random number other than 0. */
 uint64_t util_random_u64(void);
 

@@ -1,6 +1,7 @@
 """A three-node cluster on loopback: any node takes any command, conflicts
 are decided by the log, a leader's death loses nothing acknowledged, and a
 lost quorum answers 503 in bounded time while local reads go on."""
+import os
 import signal
 import struct
 import threading
@@ -375,6 +376,41 @@ def test_membership_changes(s):
     expect(rest[0].command("directory.Create", {"Parent": "root", "Name": "after-removal"}), 200)
 
 
+def test_join_node_restarted_before_it_was_added(s):
+    """A node started with --join that stops before it is added (here: the
+    member it asks is unreachable), with a raft metadata file but no term
+    in it (its first metadata write met a full disk), and starts again, now
+    with a reachable member, joins that cluster. (With a metadata file the
+    node no longer looked new: it bootstrapped a one-node cluster of
+    itself and never asked to join. A 600 s nemesis run found it: node 3,
+    wiped and joining, had its disk filled, was killed and restarted, and
+    went on with a log of its own.)"""
+    from harness import Node, free_port
+    nodes = s.cluster(3)
+    leader = wait_until(lambda: leader_of(nodes), 15, what="a leader")
+    expect(leader.command("directory.Create", {"Parent": "root", "Name": "before"}), 200)
+    fourth = Node(s.varastod, s.dirs[-1], 4, ["--join", "http://127.0.0.1:%d" % free_port()],
+                  nodes[0].token_file)
+    s.nodes.append(fourth)
+    fourth.start(wait=False)
+    wait_until(lambda: "asking http://127.0.0.1" in fourth.read_log(), 15, what="a join attempt")
+    time.sleep(0.5)
+    check(fourth.stop() == 0, fourth.read_log())
+    # what raft_uv's first metadata write leaves when the disk is full
+    meta = os.path.join(fourth.data_dir, "raft", "metadata1")
+    if not os.path.exists(meta):
+        open(meta, "wb").close()
+    fourth.extra = ["--join", "http://" + leader.http_addr]
+    fourth.start(wait=False)
+    fourth.wait_ready(30)
+    wait_until(lambda: [m for m in leader.request("GET", "/api_v2/nodes").json()
+                        if m["Id"] == 4 and m["Role"] == "voter"], 20,
+               what="node 4 to be added as a voter")
+    check("bootstrapped" not in fourth.read_log(), fourth.read_log())
+    root = expect(fourth.request("GET", "/api_v2/directories/root?min_seq=1"), 200).json()
+    check([d["Name"] for d in root["SubDirectories"]] == ["before"], root)
+
+
 def leader_named_by_all(nodes):
     """The leader's id once every node's /api_v2/health names the same
     leader, else None. It says nothing of whether a follower has the
@@ -674,6 +710,7 @@ if __name__ == "__main__":
     Suite().run([test_any_node_takes_commands, test_membership_views_and_linearizable_reads,
                  test_linearizable_reads_under_writes,
                  test_membership_changes,
+                 test_join_node_restarted_before_it_was_added,
                  test_membership_command_through_a_follower_right_after_start,
                  test_advertised_http_address, test_concurrent_conflict,
                  test_leader_kill9_loses_nothing, test_quorum_loss,

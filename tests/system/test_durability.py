@@ -130,6 +130,17 @@ def unwritten_bytes(path):
     return total
 
 
+def check_rebuilt(n, why, kind, root, events):
+    """@n's read model was moved aside (readmodel.db.@kind-*) saying @why,
+    and rebuilt: it serves @root and @events, and takes commands."""
+    check(why in n.read_log(), n.read_log())
+    check(n.request("GET", "/api_v2/directories/root").json() == root)
+    check(all_events(n) == events)
+    check([f for f in os.listdir(n.data_dir) if f.startswith("readmodel.db.%s-" % kind)],
+          os.listdir(n.data_dir))
+    expect(n.command("directory.Create", {"Parent": "root", "Name": "after"}), 200)
+
+
 def test_corrupt_read_model_is_rebuilt(s):
     """A read model that is no database any more (here: overwritten) is
     moved aside and rebuilt from the raft log and snapshot: the node starts,
@@ -147,12 +158,7 @@ def test_corrupt_read_model_is_rebuilt(s):
         if os.path.exists(path + side):
             os.unlink(path + side)
     n.start()
-    check("is not a sound database" in n.read_log(), n.read_log())
-    check(n.request("GET", "/api_v2/directories/root").json() == before)
-    check(all_events(n) == evs)
-    check([f for f in os.listdir(n.data_dir) if f.startswith("readmodel.db.corrupt-")],
-          os.listdir(n.data_dir))
-    expect(n.command("directory.Create", {"Parent": "root", "Name": "after"}), 200)
+    check_rebuilt(n, "is not a sound database", "corrupt", before, evs)
 
 
 def test_read_model_of_another_log_is_not_trusted(s):
@@ -196,12 +202,7 @@ def test_read_model_with_another_raft_log_is_rebuilt(s):
     shutil.rmtree(os.path.join(a.data_dir, "raft"))
     shutil.copytree(os.path.join(b.data_dir, "raft"), os.path.join(a.data_dir, "raft"))
     a.start()
-    check("was built from another raft log" in a.read_log(), a.read_log())
-    check(a.request("GET", "/api_v2/directories/root").json() == b_root)
-    check(all_events(a) == b_events)
-    check([f for f in os.listdir(a.data_dir) if f.startswith("readmodel.db.foreign-")],
-          os.listdir(a.data_dir))
-    expect(a.command("directory.Create", {"Parent": "root", "Name": "after"}), 200)
+    check_rebuilt(a, "was built from another raft log", "foreign", b_root, b_events)
     # its own log and read model from now on: a restart rebuilds nothing
     check(a.stop() == 0)
     a.start()

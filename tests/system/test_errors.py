@@ -24,6 +24,12 @@ def test_400_bad_request(s):
         (b'{"Parent": "root", "Name": "a", "Colour": "red"}', "'Colour'"),
         (b'{"Parent": "root", "Name": "' + b"x" * 300 + b'"}', "'Name'"),
         (b'', "malformed JSON"),
+        # SPEC 7.3: one JSON value of UTF-8 text, no NUL in a string
+        (b'{"Parent": "root", "Name": "g"} GARBAGE', "follows the value"),
+        (b'{"Parent": "root", "Name": "a\\u0000b"}', "u0000"),
+        (b'{"Parent": "root", "Name": "a\x00b"}', "control character"),
+        (b'{"Parent": "root", "Name": "\xff\xfe"}', "UTF-8"),
+        (b'{"Parent": "root", "Name": "\xed\xa0\x80"}', "UTF-8"),
     ]
     for raw, fragment in cases:
         r = n.request("POST", "/command/directory.Create", raw=raw)
@@ -38,6 +44,16 @@ def test_400_bad_request(s):
         r = n.request("POST", "/command/directory.Create", body={"Parent": "root", "Name": "k"},
                       headers={"Idempotency-Key": key})
         expect(r, 400, "bad_request")
+    # numbers out of range (2^64-1 used to wrap to 0) and malformed paths
+    for path in ("/api_v2/events?after=18446744073709551615",
+                 "/api_v2/events?after=9223372036854775808",
+                 "/api_v2/events?after=99999999999999999999999",
+                 "/api_v2/directories/root?min_seq=18446744073709551616",
+                 "/api_v2/events/stream?after=18446744073709551615",
+                 "/api_v2/directories/%FF", "/api_v2/directories/a%00b",
+                 "/api_v2/directories/%ED%A0%80"):
+        error_body(expect(n.request("GET", path), 400, "bad_request"))
+    expect(n.request("GET", "/api_v2/events?after=9223372036854775807"), 200)
     # nothing was applied by any of these
     check(n.request("GET", "/api_v2/events").json() == [])
 

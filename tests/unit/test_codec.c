@@ -1,5 +1,6 @@
 /* The generic JSON <-> protobuf codec: what requests may and may not carry. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "codec.h"
 #include "commands.pb-c.h"
@@ -178,6 +179,57 @@ static void test_rejects_non_object(void)
     expect_error(&varasto__directory_rename__descriptor, "[1,2]", "expected a JSON object");
 }
 
+/* SPEC 7.3: codec_parse_body takes exactly one JSON value of UTF-8 text
+ * whose strings hold no NUL. */
+static void parse_fails(const char *body, size_t len, const char *fragment)
+{
+    struct err err;
+    cJSON *json = codec_parse_body(body, len, &err);
+    CHECK(json == NULL);
+    cJSON_Delete(json);
+    CHECK_INT(err.code, ERR_BAD_REQUEST);
+    CHECK_CONTAINS(err.message, fragment);
+}
+
+#define PARSE_FAILS(literal, fragment) parse_fails(literal, sizeof literal - 1, fragment)
+
+static void parses(const char *body, const char *name)
+{
+    struct err err;
+    cJSON *json = codec_parse_body(body, strlen(body), &err);
+    CHECK(json != NULL);
+    CHECK_STR(cJSON_GetObjectItemCaseSensitive(json, "Name")->valuestring, name);
+    cJSON_Delete(json);
+}
+
+static void test_parse_body(void)
+{
+    static const char nul[] = "{\"Name\":\"a\0b\"}";
+    parses("{\"Name\":\"b\\u00e4r\"}", "b\xc3\xa4r");
+    parses(" {\"Name\":\"x\"} \r\n\t", "x");       /* white space around is fine */
+    parses("{\"Name\":\"\\\\u0000\"}", "\\u0000"); /* an escaped backslash, then text */
+    parses("{\"Name\":\"\\\"\\u0041\"}", "\"A");
+    /* trailing data: it used to be ignored */
+    PARSE_FAILS("{\"Name\":\"x\"} GARBAGE", "follows the value");
+    PARSE_FAILS("{\"Name\":\"x\"}{}", "follows the value");
+    /* \u0000 cut the string short: "a\u0000b" became "a" */
+    PARSE_FAILS("{\"Name\":\"a\\u0000b\"}", "u0000");
+    /* raw control characters (a NUL byte ends a C string too) */
+    parse_fails(nul, sizeof nul - 1, "control character");
+    PARSE_FAILS("{\"Name\":\"a\tb\"}", "control character");
+    /* invalid UTF-8: a lone continuation byte, an overlong form, a
+     * surrogate in UTF-8, a truncated sequence */
+    PARSE_FAILS("{\"Name\":\"\x80\"}", "UTF-8");
+    PARSE_FAILS("{\"Name\":\"\xc0\xaf\"}", "UTF-8");
+    PARSE_FAILS("{\"Name\":\"\xed\xa0\x80\"}", "UTF-8");
+    PARSE_FAILS("{\"Name\":\"\xe2\x82\"}", "UTF-8");
+    /* lone surrogate escapes do not parse */
+    PARSE_FAILS("{\"Name\":\"\\ud800\"}", "malformed JSON");
+    PARSE_FAILS("{\"Name\":\"\\udc00x\"}", "malformed JSON");
+    PARSE_FAILS("", "malformed JSON");
+    parse_fails(NULL, 0, "malformed JSON");
+}
+
 int main(void)
 {
     RUN(test_decode_valid);
@@ -190,6 +242,7 @@ int main(void)
     RUN(test_round_trip);
     RUN(test_empty_lists_encode_as_arrays);
     RUN(test_rejects_non_object);
+    RUN(test_parse_body);
     RUN(test_direct_writer_matches_encode);
     return test_report("codec");
 }

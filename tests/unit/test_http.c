@@ -23,6 +23,14 @@ static void test_url_decode(void)
     CHECK_INT(http_url_decode("a%00b", 5, out, sizeof out, 0), -1);
     CHECK_INT(http_url_decode("0123456789abcdef", 16, out, sizeof out, 0), -1);
     CHECK_INT(http_url_decode("0123456789abcde", 15, out, sizeof out, 0), 0);
+    /* the result must be UTF-8: a stray continuation byte, a truncated
+     * sequence, an overlong '/', a surrogate */
+    CHECK_INT(http_url_decode("%80", 3, out, sizeof out, 0), -1);
+    CHECK_INT(http_url_decode("%E2%82", 6, out, sizeof out, 0), -1);
+    CHECK_INT(http_url_decode("%C0%AF", 6, out, sizeof out, 0), -1);
+    CHECK_INT(http_url_decode("%ED%A0%80", 9, out, sizeof out, 0), -1);
+    CHECK_INT(http_url_decode("%E2%82%AC", 9, out, sizeof out, 0), 0);
+    CHECK_STR(out, "\xe2\x82\xac");
 }
 
 static void test_route_match(void)
@@ -48,9 +56,19 @@ static void test_route_match(void)
     CHECK_INT(http_route_match(&pool, "/api_v2/events/stream", p, strlen(p), params), 0);
     p = "/api_v2/events";
     CHECK_INT(http_route_match(&pool, "/api_v2/events/stream", p, strlen(p), params), 0);
-    /* a segment that does not decode does not match */
+    /* a segment that does not decode, holds NUL or is no UTF-8: the path
+     * has the route's shape but is malformed (400, not 404) */
     p = "/api_v2/directories/a%zz";
+    CHECK_INT(http_route_match(&pool, "/api_v2/directories/*", p, strlen(p), params), -1);
+    p = "/api_v2/directories/a%00";
+    CHECK_INT(http_route_match(&pool, "/api_v2/directories/*", p, strlen(p), params), -1);
+    p = "/api_v2/directories/%C3%28";
+    CHECK_INT(http_route_match(&pool, "/api_v2/directories/*", p, strlen(p), params), -1);
+    p = "/api_v2/directories/a%zz/more";
     CHECK_INT(http_route_match(&pool, "/api_v2/directories/*", p, strlen(p), params), 0);
+    p = "/api_v2/directories/%C3%A4";
+    CHECK_INT(http_route_match(&pool, "/api_v2/directories/*", p, strlen(p), params), 1);
+    CHECK_STR(params[0], "\xc3\xa4");
     /* the path's length bounds the match, not a NUL */
     p = "/api_v2/directories/root?x=1";
     CHECK_INT(http_route_match(&pool, "/api_v2/directories/*", p,
@@ -109,6 +127,19 @@ static void test_query_and_headers(void)
     CHECK_INT(http_u64_param(&req, "c", NULL, &v), -1);
     CHECK_INT(http_u64_param(&req, "d", NULL, &v), 1);
     CHECK_INT(v, 7);
+    h2o_mem_clear_pool(&req.pool);
+
+    /* above 2^63-1 is out of range (it used to wrap: after=2^64-1 read as
+     * "after 0"), and so is anything strtoull cannot hold */
+    fake_request(&req,
+                 "/x?a=9223372036854775807&b=9223372036854775808&c=18446744073709551615"
+                 "&d=99999999999999999999",
+                 NULL, NULL);
+    CHECK_INT(http_u64_param(&req, "a", NULL, &v), 1);
+    CHECK(v == 9223372036854775807ULL);
+    CHECK_INT(http_u64_param(&req, "b", NULL, &v), -1);
+    CHECK_INT(http_u64_param(&req, "c", NULL, &v), -1);
+    CHECK_INT(http_u64_param(&req, "d", NULL, &v), -1);
     h2o_mem_clear_pool(&req.pool);
 
     fake_request(&req, "/no-query", NULL, NULL);
