@@ -25,6 +25,7 @@
 #define WS_ACK_FLUSH_MS 200
 #define WS_CLOSE_GONE 4410 /* private-use close code: events were pruned */
 #define WS_GONE_LINGER_MS 30000
+#define WS_MAX_CLIENT_MESSAGE (64 * 1024) /* bytes; a longer one closes with 1009 */
 
 struct ws_stream {
     h2o_websocket_conn_t *conn;
@@ -265,6 +266,9 @@ void api_events_ws(struct api *api, h2o_req_t *req, char **params)
     w->timer.data = w->ack_timer.data = w;
     w->handles_open = 2;
     w->conn = h2o_upgrade_to_websocket(req, client_key, w, on_ws_message);
+    /* SPEC 7.3: wslay buffers a message whole before handing it over; past
+     * this it stops reading and closes with 1009 */
+    wslay_event_config_set_max_recv_msg_length(w->conn->ws_ctx, WS_MAX_CLIENT_MESSAGE);
     push_subscribe(api->push, &w->sub);
     ws_pump(w);
 }

@@ -1,10 +1,12 @@
 #include "auth.h"
 
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -19,9 +21,19 @@
 static int read_token(const char *path, char *out, size_t size, char *err, size_t err_size)
 {
     FILE *f = fopen(path, "r");
+    struct stat st;
     size_t n;
     if (f == NULL) {
         snprintf(err, err_size, "token file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (fstat(fileno(f), &st) != 0 || (st.st_mode & 077) != 0) {
+        /* the admin token is every node's key to every other: a file
+         * others can read is refused rather than trusted (SPEC 7) */
+        snprintf(err, err_size,
+                 "token file %s: readable by group or others (mode %04o); chmod 600 it", path,
+                 (unsigned)(st.st_mode & 07777));
+        fclose(f);
         return -1;
     }
     if (fgets(out, (int)size, f) == NULL) {
@@ -40,14 +52,14 @@ static int read_token(const char *path, char *out, size_t size, char *err, size_
     return 0;
 }
 
-int auth_init(struct auth *a, const struct config *config, struct store *store)
+/* The admin token from --token-file, or DIR/admin-token (made if missing). */
+static int load_admin_token(struct auth *a, const struct config *config)
 {
     char *err = a->errmsg;
     size_t err_size = sizeof a->errmsg;
     char path[CONFIG_PATH_MAX + 16], tmp[CONFIG_PATH_MAX + 24];
     int fd, ok;
 
-    a->store = store;
     if (config->token_file[0] != '\0') {
         return read_token(config->token_file, a->admin_token, sizeof a->admin_token, err,
                           err_size) == 0
@@ -79,6 +91,17 @@ int auth_init(struct auth *a, const struct config *config, struct store *store)
     return 0;
 }
 
+int auth_init(struct auth *a, const struct config *config, struct store *store)
+{
+    int rv;
+    a->store = store;
+    rv = load_admin_token(a, config);
+    if (rv == 0) {
+        util_sha256(a->admin_token, strlen(a->admin_token), a->admin_hash);
+    }
+    return rv;
+}
+
 /* The token of "Bearer <token>", or NULL. */
 static const char *bearer(const char *authorization)
 {
@@ -88,10 +111,22 @@ static const char *bearer(const char *authorization)
     return authorization + 7;
 }
 
+/* Whether the token's digest @hash is the admin token's: equal-length
+ * digests compared in constant time say nothing of content or length. */
+static int is_admin_hash(const struct auth *a, const uint8_t hash[32])
+{
+    return CRYPTO_memcmp(hash, a->admin_hash, sizeof a->admin_hash) == 0;
+}
+
 int auth_is_admin(const struct auth *a, const char *authorization)
 {
     const char *token = bearer(authorization);
-    return token != NULL && util_secure_streq(token, a->admin_token);
+    uint8_t hash[32];
+    if (token == NULL) {
+        return 0;
+    }
+    util_sha256(token, strlen(token), hash);
+    return is_admin_hash(a, hash);
 }
 
 int auth_allows(const struct auth *a, const char *authorization)
@@ -102,9 +137,6 @@ int auth_allows(const struct auth *a, const char *authorization)
     if (token == NULL) {
         return 0;
     }
-    if (util_secure_streq(token, a->admin_token)) {
-        return 1;
-    }
     util_sha256(token, strlen(token), hash);
-    return store_apikey_valid(a->store, hash);
+    return is_admin_hash(a, hash) || store_apikey_valid(a->store, hash);
 }

@@ -5,6 +5,7 @@
 #define VARASTO_AUTH_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct config;
 struct store;
@@ -13,8 +14,9 @@ struct store;
 
 struct auth {
     char admin_token[AUTH_TOKEN_MAX];
-    struct store *store; /* borrowed: API keys */
-    char errmsg[512];    /* why auth_init failed */
+    uint8_t admin_hash[32]; /* SHA-256 of admin_token: requests compare digests */
+    struct store *store;    /* borrowed: API keys */
+    char errmsg[512];       /* why auth_init failed */
 };
 
 /* Load the admin token (generating it on first start when no --token-file

@@ -45,4 +45,7 @@ int codec_write_string(struct buf *out, const char *s);
 /* The longest string accepted for a field of this name, in bytes. */
 size_t codec_max_string(const char *field_name);
 
+/* The most items accepted in a list field of this name. */
+size_t codec_max_list(const char *field_name);
+
 #endif

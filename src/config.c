@@ -18,6 +18,7 @@ void config_defaults(struct config *c)
     c->heartbeat_ms = 15000;
     c->min_seq_timeout_ms = 5000;
     c->command_timeout_ms = 10000;
+    c->max_connections = 10000;
     c->log_level = LOG_INFO;
     c->retain_holds_subscriptions = 1;
 }
@@ -243,6 +244,7 @@ static int config_set(struct config *c, const char *key, const char *value, char
             {"heartbeat-ms", offsetof(struct config, heartbeat_ms), 10, 15000},
             {"min-seq-timeout-ms", offsetof(struct config, min_seq_timeout_ms), 1, 600000},
             {"command-timeout-ms", offsetof(struct config, command_timeout_ms), 100, 600000},
+            {"max-connections", offsetof(struct config, max_connections), 1, 1000000},
         };
         size_t i;
         for (i = 0; i < sizeof numbers / sizeof numbers[0]; i++) {

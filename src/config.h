@@ -33,6 +33,7 @@ struct config {
     unsigned heartbeat_ms;          /* idle comment interval on event streams */
     unsigned min_seq_timeout_ms;    /* default wait for ?min_seq */
     unsigned command_timeout_ms;    /* how long a command may wait for commit */
+    unsigned max_connections;       /* open client connections; past it, closed at once */
     int log_level;
 };
 

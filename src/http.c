@@ -9,6 +9,7 @@
 #include "auth.h"
 #include "config.h"
 #include "consistency.h"
+#include "log.h"
 #include "util.h"
 
 /* h2o's own limit sits above ours so that bodies between 1 MiB and this get
@@ -300,7 +301,10 @@ static void conn_closed(uv_handle_t *h)
 {
     struct http_conn *c = (struct http_conn *)h;
     struct http_server *s = c->server;
-    queue_remove(&c->link);
+    if (!queue_empty(&c->link)) {
+        queue_remove(&c->link);
+        s->n_conns--;
+    }
     free(c);
     if (s->ending && queue_empty(&s->conns)) {
         uv_timer_start(&s->finish, finish_shutdown, 0, 0);
@@ -324,8 +328,18 @@ static void on_accept(uv_stream_t *listener, int status)
         uv_close((uv_handle_t *)&c->tcp, conn_closed);
         return;
     }
+    if (s->deps.max_connections != 0 && s->n_conns >= s->deps.max_connections) {
+        /* SPEC 7.3: past the cap a new connection is closed at once */
+        if (s->refused++ % 1000 == 0) {
+            log_warn("%u client connections open: closing new ones (--max-connections)",
+                     s->n_conns);
+        }
+        uv_close((uv_handle_t *)&c->tcp, conn_closed);
+        return;
+    }
     uv_tcp_nodelay(&c->tcp, 1);
     queue_insert_tail(&s->conns, &c->link);
+    s->n_conns++;
     sock = h2o_uv_socket_create((uv_stream_t *)&c->tcp, conn_closed);
     h2o_accept(&s->accept_ctx, sock);
 }
@@ -349,6 +363,9 @@ int http_start(struct http_server *s, uv_loop_t *loop, const char *addr,
     }
     h2o_config_init(&s->config);
     s->config.max_request_entity_size = H2O_ENTITY_LIMIT;
+    /* SPEC 7.2: cleartext is HTTP/1.1 only (no Upgrade: h2c, no prior
+     * knowledge); HTTP/2 comes with TLS, by ALPN */
+    s->config.http1.upgrade_to_http2 = 0;
     s->config.server_name = h2o_iovec_init(H2O_STRLIT("varasto"));
     hostconf = h2o_config_register_host(&s->config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     pathconf = h2o_config_register_path(hostconf, "/", 0);

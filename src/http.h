@@ -51,6 +51,7 @@ struct http_deps {
     struct auth *auth;
     struct consistency *reads;
     const uint64_t *applied_seq;
+    unsigned max_connections; /* past it a new connection is closed at once */
 };
 
 struct http_server {
@@ -62,6 +63,8 @@ struct http_server {
     int started; /* h2o's context is set up */
     struct http_deps deps;
     struct queue conns; /* open client connections */
+    unsigned n_conns;   /* how many */
+    uint64_t refused;   /* connections closed at once for the cap */
     int ending;         /* http_shutdown was called */
     uv_timer_t finish;  /* disposes h2o once no connection is left */
     void (*shutdown_cb)(struct http_server *s);

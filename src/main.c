@@ -15,6 +15,7 @@ static void usage(FILE *out)
                  "                [--cluster ID=HOST:PORT,...] [--join URL] [--token-file FILE]\n"
                  "                [--retain-events N] [--retain-holds-subscriptions true|false]\n"
                  "                [--snapshot-threshold N (default: automatic)] [--config FILE]\n"
+                 "                [--max-connections N (default 10000)]\n"
                  "                [--log-level debug|info|warn|error]\n");
 }
 

@@ -78,6 +78,15 @@ static void change_error(struct member_op *op, int status, const char *what)
                                  status == RAFT_DUPLICATEADDRESS || status == RAFT_BADID
                              ? ERR_CONFLICT
                              : ERR_UNAVAILABLE;
+    if (status == RAFT_CANTCHANGE) {
+        /* what raft is waiting for (a 600 s nemesis run met this for over
+         * 30 s while the leader committed commands) */
+        const struct raft *r = &op->m->cluster->raft;
+        log_warn("%s: configuration entry %llu uncommitted (commit index %llu), promoting %llu",
+                 what, (unsigned long long)r->configuration_uncommitted_index,
+                 (unsigned long long)r->commit_index,
+                 (unsigned long long)(r->state == RAFT_LEADER ? r->leader_state.promotee_id : 0));
+    }
     snprintf(message, sizeof message, "%s: %s", what,
              status == RAFT_CANTCHANGE ? "another membership change is in progress"
              : status == RAFT_NOTFOUND ? "no other voting member is reachable; retry"

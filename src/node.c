@@ -461,6 +461,7 @@ int node_run(const struct config *config)
         .auth = &node.auth,
         .reads = &node.reads,
         .applied_seq = &node.fsm.last_seq,
+        .max_connections = config->max_connections,
     };
     if (http_start(&node.http, &node.loop, config->http, &deps) != 0) {
         return fail(&node, node.http.errmsg);

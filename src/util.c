@@ -94,24 +94,40 @@ void util_format_time(int64_t ms, char *out, size_t size)
     }
 }
 
+/* Fill @p with @len bytes from the kernel's CSPRNG. Ids and tokens must not
+ * be guessable: a failure is fatal, never a weaker fallback (SPEC 7). */
+static void random_bytes(void *p, size_t len)
+{
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = getrandom((char *)p + got, len - got, 0);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            fprintf(stderr, "varastod: getrandom failed: %s\n", strerror(errno));
+            abort();
+        }
+        got += (size_t)n;
+    }
+}
+
 void util_random_id(char *out, size_t len)
 {
     static const char alphabet[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     uint8_t raw[64];
-    size_t i;
+    size_t i = 0, k = sizeof raw;
 
-    if (len > sizeof raw) {
-        len = sizeof raw;
-    }
-    if (getrandom(raw, len, 0) != (ssize_t)len) {
-        /* getrandom on Linux does not fail for small requests once the pool
-         * is initialised; fall back to something unique enough. */
-        for (i = 0; i < len; i++) {
-            raw[i] = (uint8_t)rand();
+    while (i < len) {
+        if (k == sizeof raw) {
+            random_bytes(raw, sizeof raw);
+            k = 0;
         }
-    }
-    for (i = 0; i < len; i++) {
-        out[i] = alphabet[raw[i] % 62];
+        /* 248 = 4 x 62: bytes above would favour the first characters */
+        if (raw[k] < 248) {
+            out[i++] = alphabet[raw[k] % 62];
+        }
+        k++;
     }
     out[len] = '\0';
 }
@@ -134,12 +150,12 @@ void util_hex(const uint8_t *data, size_t len, char *out)
 
 int util_secure_streq(const char *a, const char *b)
 {
-    size_t la = strlen(a);
-    size_t lb = strlen(b);
-    if (la != lb) {
-        return 0;
-    }
-    return CRYPTO_memcmp(a, b, la) == 0;
+    /* digests of equal length: the time says nothing of either string's
+     * content or length */
+    uint8_t da[32], db[32];
+    util_sha256(a, strlen(a), da);
+    util_sha256(b, strlen(b), db);
+    return CRYPTO_memcmp(da, db, sizeof da) == 0;
 }
 
 void buf_init(struct buf *b)
@@ -393,9 +409,7 @@ uint64_t util_random_u64(void)
 {
     uint64_t v = 0;
     while (v == 0) {
-        if (getrandom(&v, sizeof v, 0) != (ssize_t)sizeof v) {
-            v = ((uint64_t)rand() << 32) ^ (uint64_t)rand() ^ (uint64_t)util_now_ms();
-        }
+        random_bytes(&v, sizeof v);
     }
     return v;
 }

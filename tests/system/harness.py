@@ -22,6 +22,16 @@ TOKEN = "test-admin-token-0123456789"
 _handed_out = set()
 
 
+def write_token(path, token=TOKEN):
+    """A token file as varastod takes it: mode 0600 (one readable by group
+    or others is refused). Returns @path."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    os.chmod(path, 0o600)
+    return path
+
+
 def free_port():
     """A loopback port below the kernel's ephemeral range that binds now.
     A port the kernel picks for bind(0) is ephemeral: by the time a node
@@ -212,10 +222,7 @@ class Suite:
         return d
 
     def token_file(self, workdir):
-        path = os.path.join(workdir, "token")
-        with open(path, "w") as f:
-            f.write(TOKEN + "\n")
-        return path
+        return write_token(os.path.join(workdir, "token"))
 
     def node(self, workdir=None, node_id=1, extra=None, start=True):
         workdir = workdir or self.workdir()

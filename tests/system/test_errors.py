@@ -3,7 +3,7 @@ import os
 import socket
 import subprocess
 
-from harness import TOKEN, Suite, check, expect, free_port
+from harness import TOKEN, Suite, check, expect, free_port, wait_until, write_token
 
 
 def error_body(resp):
@@ -135,11 +135,16 @@ def test_bad_settings(s):
     run_bad(s, base + ["--id", "4", "--cluster", "1=127.0.0.1:7001"], "not in --cluster")
     run_bad(s, base + ["--http", "localhost"], "HOST:PORT")
     run_bad(s, base + ["--nope", "1"], "unknown option")
+    run_bad(s, base + ["--max-connections", "0"], "--max-connections")
     run_bad(s, base + ["--config", os.path.join(w, "missing.conf")], "cannot open")
-    short = os.path.join(w, "short-token")
-    with open(short, "w") as f:
-        f.write("short\n")
+    short = write_token(os.path.join(w, "short-token"), "short")
     run_bad(s, base + ["--token-file", short], "at least 16")
+    # SPEC 7: a token file others may read is refused
+    shared = write_token(os.path.join(w, "shared-token"))
+    os.chmod(shared, 0o644)
+    run_bad(s, base + ["--token-file", shared], "readable by group or others")
+    os.chmod(shared, 0o640)
+    run_bad(s, base + ["--token-file", shared], "chmod 600")
     run_bad(s, base + ["--token-file", os.path.join(w, "none")], "token file")
     # a data dir that cannot be created
     blocker = os.path.join(w, "file")
@@ -153,7 +158,66 @@ def test_bad_settings(s):
         run_bad(s, base + ["--http", "127.0.0.1:%d" % port], "address already in use")
 
 
+def test_no_cleartext_http2(s):
+    """SPEC 7.2: without TLS the node speaks HTTP/1.1 only: an Upgrade to
+    h2c is not taken, and a client that starts with the HTTP/2 preface gets
+    no HTTP/2 (it used to: h2c was served)."""
+    n = s.node()
+    with socket.create_connection(("127.0.0.1", n.http_port), timeout=5) as c:
+        c.sendall(b"GET /api_v2/health HTTP/1.1\r\nHost: x\r\n"
+                  b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+                  b"HTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n")
+        head = c.recv(4096)
+        check(head.startswith(b"HTTP/1.1 200"), head[:80])
+    with socket.create_connection(("127.0.0.1", n.http_port), timeout=5) as c:
+        c.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0]))
+        try:
+            got = c.recv(4096)
+        except (ConnectionResetError, socket.timeout):
+            got = b""
+        # an HTTP/2 server answers with a SETTINGS frame (type 4)
+        check(not (len(got) >= 9 and got[3] == 4), got[:40])
+    expect(n.request("GET", "/api_v2/health", auth=False), 200)
+
+
+def test_connection_cap(s):
+    """SPEC 7.3: past --max-connections a new connection is closed at once
+    (it used to be kept, as 300 idle ones were); the node serves the
+    connections it holds, and takes a new one once one of them is gone."""
+    n = s.node(extra=["--max-connections", "4"])
+    n.close_conn()
+    held = []
+    for _ in range(4):
+        c = socket.create_connection(("127.0.0.1", n.http_port), timeout=5)
+        c.sendall(b"GET /api_v2/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        check(b"200" in c.recv(4096).split(b"\r\n")[0])
+        held.append(c)
+    extra = socket.create_connection(("127.0.0.1", n.http_port), timeout=5)
+    try:
+        extra.sendall(b"GET /api_v2/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        got = extra.recv(4096)
+    except ConnectionResetError:
+        got = b""
+    check(got == b"", got)
+    extra.close()
+    held[0].sendall(b"GET /api_v2/health HTTP/1.1\r\nHost: x\r\n\r\n")
+    check(b"200" in held[0].recv(4096).split(b"\r\n")[0])
+    held.pop().close()
+
+    def taken():  # once the node has seen the close
+        try:
+            return n.request("GET", "/api_v2/health", auth=False).status == 200
+        except OSError:
+            n.close_conn()
+            return False
+    wait_until(taken, 5, interval=0.05, what="a connection taken again")
+    check("closing new ones" in n.read_log(), n.read_log())
+    for c in held:
+        c.close()
+
+
 if __name__ == "__main__":
     Suite().run([test_400_bad_request, test_401_unauthorized, test_404_not_found,
                  test_409_conflict, test_413_too_large, test_422_idempotency_mismatch,
-                 test_504_timeout, test_bad_settings])
+                 test_504_timeout, test_bad_settings, test_connection_cap,
+                 test_no_cleartext_http2])

@@ -97,6 +97,36 @@ static void test_rejects_long_strings(void)
     }
 }
 
+/* A collection.Move of n collections, as JSON. */
+static char *move_body(unsigned n)
+{
+    struct buf b;
+    unsigned i;
+    buf_init(&b);
+    buf_append_str(&b, "{\"Directory\":\"d\",\"Collections\":[");
+    for (i = 0; i < n; i++) {
+        buf_appendf(&b, "%s\"c%u\"", i ? "," : "", i);
+    }
+    buf_append_str(&b, "]}");
+    buf_append(&b, "", 1);
+    return buf_steal(&b);
+}
+
+static void test_bounded_lists(void)
+{
+    ProtobufCMessage *m;
+    struct err err;
+    char *body = move_body(1000);
+    CHECK_INT(decode(&varasto__collection_move__descriptor, body, &m, &err), 0);
+    CHECK_INT(((Varasto__CollectionMove *)m)->n_collections, 1000);
+    protobuf_c_message_free_unpacked(m, NULL);
+    free(body);
+    body = move_body(1001);
+    expect_error(&varasto__collection_move__descriptor, body,
+                 "'Collections': list longer than 1000 items");
+    free(body);
+}
+
 static void test_nested_errors_name_the_path(void)
 {
     expect_error(&varasto__collection_commit_changeset__descriptor,
@@ -238,6 +268,7 @@ int main(void)
     RUN(test_rejects_wrong_types);
     RUN(test_rejects_duplicate_key);
     RUN(test_rejects_long_strings);
+    RUN(test_bounded_lists);
     RUN(test_nested_errors_name_the_path);
     RUN(test_round_trip);
     RUN(test_empty_lists_encode_as_arrays);

@@ -1,5 +1,7 @@
-/* Helpers with their own arithmetic: time formatting and buffers. */
+/* Helpers with their own arithmetic: time formatting, buffers, token
+ * comparison and random ids. */
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "testlib.h"
@@ -53,8 +55,37 @@ static void test_buf(void)
     buf_free(&b);
 }
 
+static void test_secure_streq(void)
+{
+    CHECK(util_secure_streq("token-0123456789", "token-0123456789"));
+    CHECK(!util_secure_streq("token-0123456789", "token-012345678"));
+    CHECK(!util_secure_streq("token-012345678", "token-0123456789"));
+    CHECK(!util_secure_streq("token-0123456789", "token-0123456788"));
+    CHECK(!util_secure_streq("", "x"));
+    CHECK(util_secure_streq("", ""));
+}
+
+/* Generated ids and tokens: the alphabet only, of the length asked, and
+ * not twice the same. */
+static void test_random_id(void)
+{
+    char a[101], b[101];
+    size_t i;
+    util_random_id(a, 100);
+    util_random_id(b, 100);
+    CHECK_INT(strlen(a), 100);
+    for (i = 0; i < 100; i++) {
+        CHECK((a[i] >= '0' && a[i] <= '9') || (a[i] >= 'A' && a[i] <= 'Z') ||
+              (a[i] >= 'a' && a[i] <= 'z'));
+    }
+    CHECK(strcmp(a, b) != 0);
+    CHECK(util_random_u64() != util_random_u64());
+}
+
 int main(void)
 {
+    RUN(test_secure_streq);
+    RUN(test_random_id);
     RUN(test_format_time_matches_libc);
     RUN(test_buf);
     return test_report("util");
