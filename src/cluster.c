@@ -95,6 +95,62 @@ static void io_recv(struct raft_io *io, struct raft_message *msg)
     }
 }
 
+/* A stable copy of the address raft has for server @id: raft 0.22.1 can
+ * hand raft_uv a message whose server_address points into a configuration
+ * it has freed since (under AddressSanitizer, a leader that had just added
+ * a node read the freed address in raft_uv's send, a 45 s nemesis run in
+ * CI). The address is looked up by id in raft's current configuration (or,
+ * for a server no longer in it, the last one known), copied once, and kept
+ * until the node stops; @fallback when the id was never seen. */
+static const char *stable_address(struct cluster *c, raft_id id, const char *fallback)
+{
+    const struct raft_configuration *conf = &c->raft.configuration;
+    const char *current = NULL, *last = fallback;
+    struct cluster_address *a, **grown;
+    unsigned i;
+
+    for (i = 0; i < conf->n; i++) {
+        if (conf->servers[i].id == id) {
+            current = conf->servers[i].address;
+        }
+    }
+    for (i = 0; i < c->n_addresses; i++) {
+        if (c->addresses[i]->id != id) {
+            continue;
+        }
+        if (current == NULL) {
+            last = c->addresses[i]->address;
+        } else if (strcmp(c->addresses[i]->address, current) == 0) {
+            return c->addresses[i]->address;
+        }
+    }
+    if (current == NULL) {
+        return last;
+    }
+    a = malloc(sizeof *a);
+    grown = a != NULL ? realloc(c->addresses, (c->n_addresses + 1) * sizeof *grown) : NULL;
+    if (grown == NULL) {
+        free(a);
+        return current; /* valid now, which is what raft_uv needs: it copies */
+    }
+    a->id = id;
+    util_copy(a->address, sizeof a->address, current);
+    c->addresses = grown;
+    c->addresses[c->n_addresses++] = a;
+    return a->address;
+}
+
+/* raft_uv's send, wrapped: the message goes out with a stable address
+ * (raft_uv encodes the message and copies the address before it returns). */
+static int io_send(struct raft_io *io, struct raft_io_send *req, const struct raft_message *message,
+                   raft_io_send_cb cb)
+{
+    struct cluster *c = cluster_of_io(io);
+    struct raft_message m = *message;
+    m.server_address = stable_address(c, m.server_id, m.server_address);
+    return c->io_send(io, req, &m, cb);
+}
+
 /* raft_uv's start, wrapped to keep raft's tick callback, which
  * cluster_after_iteration and the fast timer run between raft_uv's ticks,
  * and to see what raft receives (io_recv). */
@@ -218,6 +274,8 @@ int cluster_start(struct cluster *c, uv_loop_t *loop, const struct config *confi
     raft_uv_set_auto_recovery(&c->io, false);
     c->io_start = c->io.start;
     c->io.start = io_start;
+    c->io_send = c->io.send;
+    c->io.send = io_send;
     raft_uv_set_segment_size(&c->io, SEGMENT_BYTES);
     rv = raft_init(&c->raft, &c->io, &fsm->raft_fsm, config->id, config->raft);
     if (rv != 0) {
@@ -452,6 +510,11 @@ void cluster_release(struct cluster *c)
         free(c->peers);
         c->peers = NULL;
         c->n_peers = 0;
+        while (c->n_addresses > 0) {
+            free(c->addresses[--c->n_addresses]);
+        }
+        free(c->addresses);
+        c->addresses = NULL;
     }
 }
 

@@ -14,6 +14,13 @@
 
 struct barrier_group;
 
+/* A peer's raft address as this node hands it to raft_uv: kept until the
+ * node stops (see io_send in cluster.c). */
+struct cluster_address {
+    raft_id id;
+    char address[CONFIG_ADDR_MAX];
+};
+
 /* What this node has heard from one other server (see cluster_recv). */
 struct cluster_peer {
     raft_id id;
@@ -46,6 +53,10 @@ struct cluster {
     struct cluster_peer *peers;            /* every server heard from, unordered */
     unsigned n_peers;
     struct snapshot_hold held; /* see snapshot_hold.h */
+    int (*io_send)(struct raft_io *io, struct raft_io_send *req, const struct raft_message *message,
+                   raft_io_send_cb cb); /* raft_uv's, wrapped (see io_send) */
+    struct cluster_address **addresses; /* every peer address handed to raft_uv */
+    unsigned n_addresses;
     int closing;
     int raft_closed; /* raft closed; raft_uv not yet released */
     uint64_t close_started_ms;
