@@ -1,6 +1,5 @@
 #include "util.h"
 
-#include <openssl/crypto.h>
 #include <openssl/sha.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -146,16 +145,6 @@ void util_hex(const uint8_t *data, size_t len, char *out)
         out[2 * i + 1] = digits[data[i] & 15];
     }
     out[2 * len] = '\0';
-}
-
-int util_secure_streq(const char *a, const char *b)
-{
-    /* digests of equal length: the time says nothing of either string's
-     * content or length */
-    uint8_t da[32], db[32];
-    util_sha256(a, strlen(a), da);
-    util_sha256(b, strlen(b), db);
-    return CRYPTO_memcmp(da, db, sizeof da) == 0;
 }
 
 void buf_init(struct buf *b)

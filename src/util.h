@@ -30,9 +30,6 @@ void util_hex(const uint8_t *data, size_t len, char *out);
 /* Copy @src (NULL as "") into @dst of @size bytes, truncating. */
 void util_copy(char *dst, size_t size, const char *src);
 
-/* Constant-time comparison of two NUL-terminated strings. */
-int util_secure_streq(const char *a, const char *b);
-
 /* Create directory @path and its missing parents (mode 0700). Returns 0,
  * or -1 with errno set. */
 int util_mkdir_p(const char *path);

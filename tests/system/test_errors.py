@@ -63,6 +63,9 @@ def test_401_unauthorized(s):
     for path in ("/api_v2/directories/root", "/api_v2/events", "/api_v2/events/stream"):
         error_body(expect(n.request("GET", path, auth=False), 401, "unauthorized"))
         expect(n.request("GET", path, token="wrong-token-wrong-token"), 401, "unauthorized")
+        # the admin token's prefix, or more than it, is no admin token
+        expect(n.request("GET", path, token=TOKEN[:-1]), 401, "unauthorized")
+        expect(n.request("GET", path, token=TOKEN + "x"), 401, "unauthorized")
     expect(n.request("GET", "/api_v2/directories/root",
                      headers={"Authorization": "Basic " + TOKEN}, auth=False), 401)
     expect(n.command("directory.Create", {"Parent": "root", "Name": "a"}, auth=False), 401)
