@@ -14,12 +14,9 @@ const struct http_route api_routes[] = {
     {.method = "GET", .pattern = "/api_v2/cluster", .handler = api_cluster},
     {.method = "GET", .pattern = "/api_v2/subscriptions", .handler = api_subscriptions, .read = 1},
     {.method = "GET", .pattern = "/api_v2/nodes", .handler = api_nodes},
-    /* public_: they check for the cluster token themselves (not API keys) */
-    {.method = "POST", .pattern = "/internal/apply", .handler = api_internal_apply, .public_ = 1},
-    {.method = "POST",
-     .pattern = "/internal/barrier",
-     .handler = api_internal_barrier,
-     .public_ = 1},
+    /* other nodes only, signed with the cluster key (peer_auth.h) */
+    {.method = "POST", .pattern = "/internal/apply", .handler = api_internal_apply, .peer = 1},
+    {.method = "POST", .pattern = "/internal/barrier", .handler = api_internal_barrier, .peer = 1},
 };
 
 const size_t api_n_routes = sizeof api_routes / sizeof api_routes[0];

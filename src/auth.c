@@ -96,10 +96,16 @@ int auth_init(struct auth *a, const struct config *config, struct store *store)
     int rv;
     a->store = store;
     rv = load_admin_token(a, config);
-    if (rv == 0) {
-        util_sha256(a->admin_token, strlen(a->admin_token), a->admin_hash);
+    if (rv != 0) {
+        return rv;
     }
-    return rv;
+    util_sha256(a->admin_token, strlen(a->admin_token), a->admin_hash);
+    if (peer_keys_derive(&a->keys, a->admin_token) != 0) {
+        snprintf(a->errmsg, sizeof a->errmsg, "cannot derive the peer keys (OpenSSL's HKDF)");
+        return ERR_UNAVAILABLE;
+    }
+    peer_http_init(&a->peer, &a->keys, config->id);
+    return 0;
 }
 
 /* The token of "Bearer <token>", or NULL. */

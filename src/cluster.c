@@ -84,10 +84,22 @@ static struct cluster *cluster_of_io(struct raft_io *io)
     return (struct cluster *)((char *)io - offsetof(struct cluster, io));
 }
 
-/* raft's receive callback, wrapped: see cluster_peers_note. */
+/* raft's receive callback, wrapped: messages from a node that has left the
+ * configuration since its connection was accepted are dropped (SPEC 7.1);
+ * see also cluster_peers_note. */
 static void io_recv(struct raft_io *io, struct raft_message *msg)
 {
     struct cluster *c = cluster_of_io(io);
+    if (!cluster_peer_is_member(c, msg->server_id)) {
+        uint64_t now = util_mono_ms();
+        if (now - c->dropped_warned_ms >= 10000) {
+            c->dropped_warned_ms = now;
+            log_warn("dropped raft messages from node %llu, which is not in the configuration",
+                     (unsigned long long)msg->server_id);
+        }
+        cluster_peers_discard(msg);
+        return;
+    }
     cluster_peers_note(c, msg);
     if (!snapshot_hold_take(&c->held, msg, c->fsm->snapshot_taking,
                             c->raft.snapshot.installing || c->closing)) {
@@ -243,7 +255,8 @@ int cluster_dir_pristine(const struct config *config)
     return stat(meta, &sb) != 0;
 }
 
-int cluster_start(struct cluster *c, uv_loop_t *loop, const struct config *config, struct fsm *fsm)
+int cluster_start(struct cluster *c, uv_loop_t *loop, const struct config *config, struct fsm *fsm,
+                  const struct peer_keys *keys)
 {
     struct raft_configuration conf;
     unsigned i;
@@ -258,7 +271,7 @@ int cluster_start(struct cluster *c, uv_loop_t *loop, const struct config *confi
         snprintf(c->errmsg, sizeof c->errmsg, "cannot create %s: %s", c->raft_dir, strerror(errno));
         return ERR_INTERNAL;
     }
-    rv = transport_init(&c->transport, loop);
+    rv = transport_init(&c->transport, loop, keys, cluster_peer_is_member_cb, c);
     if (rv != 0) {
         snprintf(c->errmsg, sizeof c->errmsg, "raft transport: %s", raft_strerror(rv));
         return ERR_INTERNAL;

@@ -58,7 +58,8 @@ struct cluster {
     struct cluster_address **addresses; /* every peer address handed to raft_uv */
     unsigned n_addresses;
     int closing;
-    int raft_closed; /* raft closed; raft_uv not yet released */
+    uint64_t dropped_warned_ms; /* see io_recv */
+    int raft_closed;            /* raft closed; raft_uv not yet released */
     uint64_t close_started_ms;
     void (*close_cb)(struct cluster *c);
     char raft_dir[CONFIG_PATH_MAX + 16];
@@ -72,7 +73,8 @@ int cluster_dir_pristine(const struct config *config);
 /* Set up raft over @fsm with data under config->data_dir/raft, bootstrap on a
  * directory without a term unless told to --join, and start. Returns 0, or ERR_INTERNAL with
  * c->errmsg set. */
-int cluster_start(struct cluster *c, uv_loop_t *loop, const struct config *config, struct fsm *fsm);
+int cluster_start(struct cluster *c, uv_loop_t *loop, const struct config *config, struct fsm *fsm,
+                  const struct peer_keys *keys);
 
 /* Whether this node is the raft leader now. */
 int cluster_is_leader(struct cluster *c);

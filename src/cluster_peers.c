@@ -118,3 +118,31 @@ void cluster_hand_over(struct cluster *c, const char *why)
         log_warn("handing leadership to node %llu: %s", (unsigned long long)target, why);
     }
 }
+
+int cluster_peer_is_member(struct cluster *c, raft_id id)
+{
+    const struct raft_configuration *conf = &c->raft.configuration;
+    unsigned i;
+    for (i = 0; i < conf->n; i++) {
+        if (conf->servers[i].id == id) {
+            return 1;
+        }
+    }
+    return conf->n == 0;
+}
+
+void cluster_peers_discard(struct raft_message *msg)
+{
+    if (msg->type == RAFT_APPEND_ENTRIES && msg->append_entries.n_entries > 0) {
+        raft_free(msg->append_entries.entries[0].batch);
+        raft_free(msg->append_entries.entries);
+    } else if (msg->type == RAFT_INSTALL_SNAPSHOT) {
+        raft_configuration_close(&msg->install_snapshot.conf);
+        raft_free(msg->install_snapshot.data.base);
+    }
+}
+
+int cluster_peer_is_member_cb(void *data, raft_id id)
+{
+    return cluster_peer_is_member(data, id);
+}

@@ -20,4 +20,15 @@ void cluster_peers_note(struct cluster *c, struct raft_message *msg);
  * replicationUpdate; src/timeout.c, checkContactQuorum). */
 int cluster_peer_heard(struct cluster *c, raft_id id, int streaming);
 
+/* Whether node @id may talk raft to this node: it is in the configuration
+ * (the newest, committed or not), or this node has none yet (a node that
+ * waits to be added hears first from a leader it does not know). */
+int cluster_peer_is_member(struct cluster *c, raft_id id);
+
+/* The same as the transport asks it (@data: the cluster). */
+int cluster_peer_is_member_cb(void *data, raft_id id);
+
+/* Release what raft would have released of @msg, which it never gets. */
+void cluster_peers_discard(struct raft_message *msg);
+
 #endif

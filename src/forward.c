@@ -7,6 +7,7 @@
 #include "log.h"
 
 #define FORWARD_MAX_CONNECTIONS 64
+#define NONCE_HEADER "x-varasto-peer-nonce:"
 
 struct forward_req {
     struct forward *f;
@@ -17,6 +18,13 @@ struct forward_req {
     uint64_t index;
     forward_cb cb;
     void *data;
+    char addr[FORWARD_ADDR_MAX];
+    char path[128];
+    void *sent; /* a copy of the body, to sign again */
+    size_t len;
+    unsigned timeout_ms;
+    int resent;
+    char nonce[PEER_HTTP_NONCE_HEX + 1]; /* the receiver's, from its 401 */
     char url[256];
     char errbuf[CURL_ERROR_SIZE];
 };
@@ -35,7 +43,51 @@ static void req_free(struct forward_req *r)
     curl_easy_cleanup(r->easy);
     curl_slist_free_all(r->headers);
     buf_free(&r->body);
+    free(r->sent);
     free(r);
+}
+
+static int post(struct forward *f, const char *http_addr, const char *path, const void *data,
+                size_t len, unsigned timeout_ms, forward_cb cb, void *cb_data, int resent);
+
+/* The receiver's nonce as this node last heard it ("" when never). */
+static const char *nonce_of(const struct forward *f, const char *addr)
+{
+    unsigned i;
+    for (i = 0; i < FORWARD_NONCES; i++) {
+        if (strcmp(f->nonces[i].addr, addr) == 0) {
+            return f->nonces[i].nonce;
+        }
+    }
+    return "";
+}
+
+static void nonce_learn(struct forward *f, const char *addr, const char *nonce)
+{
+    unsigned i;
+    for (i = 0; i < FORWARD_NONCES; i++) {
+        if (strcmp(f->nonces[i].addr, addr) == 0) {
+            break;
+        }
+    }
+    if (i == FORWARD_NONCES) {
+        i = f->next_nonce++ % FORWARD_NONCES;
+        util_copy(f->nonces[i].addr, sizeof f->nonces[i].addr, addr);
+    }
+    util_copy(f->nonces[i].nonce, sizeof f->nonces[i].nonce, nonce);
+}
+
+/* A 401 that hands out the receiver's nonce: this node signed for another
+ * process at that address (or knew none yet). Sent once more, signed for
+ * this one; 1 when it was. */
+static int resend_for_nonce(struct forward *f, struct forward_req *r,
+                            const struct forward_reply *reply)
+{
+    if (!reply->ok || reply->status != 401 || r->nonce[0] == '\0' || r->resent) {
+        return 0;
+    }
+    nonce_learn(f, r->addr, r->nonce);
+    return post(f, r->addr, r->path, r->sent, r->len, r->timeout_ms, r->cb, r->data, 1) == 0;
 }
 
 static void check_done(struct forward *f)
@@ -63,7 +115,9 @@ static void check_done(struct forward *f)
         curl_multi_remove_handle(f->multi, r->easy);
         f->in_flight--;
         queue_remove(&r->link);
-        r->cb(r->data, &reply);
+        if (!resend_for_nonce(f, r, &reply)) {
+            r->cb(r->data, &reply);
+        }
         req_free(r);
     }
 }
@@ -159,13 +213,13 @@ static int socket_function(CURL *easy, curl_socket_t fd, int what, void *userp, 
     return 0;
 }
 
-int forward_init(struct forward *f, uv_loop_t *loop, const char *token)
+int forward_init(struct forward *f, uv_loop_t *loop, struct peer_http *peer)
 {
     memset(f, 0, sizeof *f);
     f->loop = loop;
+    f->peer = peer;
     queue_init(&f->requests);
     queue_init(&f->sockets);
-    snprintf(f->auth, sizeof f->auth, "Authorization: Bearer %s", token);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         return -1;
     }
@@ -201,6 +255,17 @@ static size_t on_header(char *ptr, size_t size, size_t n, void *userp)
     size_t len = size * n;
     if (len > 16 && strncasecmp(ptr, "x-varasto-index:", 16) == 0) {
         r->index = strtoull(ptr + 16, NULL, 10);
+    } else if (len >= sizeof NONCE_HEADER - 1 + PEER_HTTP_NONCE_HEX &&
+               strncasecmp(ptr, NONCE_HEADER, sizeof NONCE_HEADER - 1) == 0) {
+        const char *v = ptr + sizeof NONCE_HEADER - 1;
+        size_t rest = len - (sizeof NONCE_HEADER - 1);
+        while (rest > 0 && *v == ' ') {
+            v++, rest--;
+        }
+        if (rest >= PEER_HTTP_NONCE_HEX) {
+            memcpy(r->nonce, v, PEER_HTTP_NONCE_HEX);
+            r->nonce[PEER_HTTP_NONCE_HEX] = '\0';
+        }
     }
     return len;
 }
@@ -208,9 +273,16 @@ static size_t on_header(char *ptr, size_t size, size_t n, void *userp)
 int forward_post(struct forward *f, const char *http_addr, const char *path, const void *data,
                  size_t len, unsigned timeout_ms, forward_cb cb, void *cb_data)
 {
+    return post(f, http_addr, path, data, len, timeout_ms, cb, cb_data, 0);
+}
+
+static int post(struct forward *f, const char *http_addr, const char *path, const void *data,
+                size_t len, unsigned timeout_ms, forward_cb cb, void *cb_data, int resent)
+{
+    char auth[PEER_HTTP_HEADER_MAX + 32];
     struct forward_req *r;
 
-    if (f->closing) {
+    if (f->closing || strlen(http_addr) >= sizeof r->addr || strlen(path) >= sizeof r->path) {
         return -1;
     }
     r = calloc(1, sizeof *r);
@@ -221,21 +293,35 @@ int forward_post(struct forward *f, const char *http_addr, const char *path, con
     queue_init(&r->link);
     r->cb = cb;
     r->data = cb_data;
+    r->len = len;
+    r->timeout_ms = timeout_ms;
+    r->resent = resent;
+    util_copy(r->addr, sizeof r->addr, http_addr);
+    util_copy(r->path, sizeof r->path, path);
     buf_init(&r->body);
     snprintf(r->url, sizeof r->url, "http://%s%s", http_addr, path);
+    /* the admin token never leaves the node: a signature of this request,
+     * for the process at that address (peer_auth.h) */
+    memcpy(auth, "Authorization: ", 15);
+    peer_http_sign(f->peer, nonce_of(f, http_addr), "POST", path, data, len, auth + 15);
+    r->sent = malloc(len > 0 ? len : 1);
     r->easy = curl_easy_init();
-    r->headers = curl_slist_append(NULL, f->auth);
+    r->headers = curl_slist_append(NULL, auth);
     r->headers = curl_slist_append(r->headers, "Content-Type: application/octet-stream");
-    if (r->easy == NULL || r->headers == NULL) {
+    if (r->sent == NULL || r->easy == NULL || r->headers == NULL) {
         curl_easy_cleanup(r->easy);
         curl_slist_free_all(r->headers);
+        free(r->sent);
         free(r);
         return -1;
+    }
+    if (len > 0) {
+        memcpy(r->sent, data, len);
     }
     curl_easy_setopt(r->easy, CURLOPT_URL, r->url);
     curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, r->headers);
     curl_easy_setopt(r->easy, CURLOPT_POSTFIELDSIZE, (long)len);
-    curl_easy_setopt(r->easy, CURLOPT_COPYPOSTFIELDS, data);
+    curl_easy_setopt(r->easy, CURLOPT_POSTFIELDS, r->sent);
     curl_easy_setopt(r->easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     curl_easy_setopt(r->easy, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
     curl_easy_setopt(r->easy, CURLOPT_CONNECTTIMEOUT_MS, 2000L);
@@ -249,6 +335,7 @@ int forward_post(struct forward *f, const char *http_addr, const char *path, con
     if (curl_multi_add_handle(f->multi, r->easy) != CURLM_OK) {
         curl_easy_cleanup(r->easy);
         curl_slist_free_all(r->headers);
+        free(r->sent);
         free(r);
         return -1;
     }

@@ -10,8 +10,12 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "peer_auth.h"
 #include "queue.h"
 #include "util.h"
+
+#define FORWARD_ADDR_MAX 128
+#define FORWARD_NONCES 16 /* receivers whose nonce is kept */
 
 struct forward_reply {
     int ok;         /* 0: no answer (connection failed, timed out) */
@@ -28,15 +32,22 @@ struct forward {
     uv_loop_t *loop;
     CURLM *multi;
     uv_timer_t timer;
-    char auth[300]; /* "Authorization: Bearer <cluster token>" */
+    struct peer_http *peer; /* borrowed: signs every request */
+    struct {
+        char addr[FORWARD_ADDR_MAX];
+        char nonce[PEER_HTTP_NONCE_HEX + 1];
+    } nonces[FORWARD_NONCES]; /* each receiver's, as its last 401 said */
+    unsigned next_nonce;
     unsigned in_flight;
     struct queue requests; /* in flight */
     struct queue sockets;  /* polled for curl */
     int closing;
 };
 
-/* Set up on @loop; @token authenticates to other nodes. Returns 0 or -1. */
-int forward_init(struct forward *f, uv_loop_t *loop, const char *token);
+/* Set up on @loop; @peer (borrowed) signs each request for the node it
+ * goes to (peer_auth.h); a 401 handing out that node's nonce is answered by
+ * one more try, signed for it. Returns 0 or -1. */
+int forward_init(struct forward *f, uv_loop_t *loop, struct peer_http *peer);
 
 /* Post @len bytes of @data (copied) to http://@http_addr@path; @cb fires
  * once, on the loop, within @timeout_ms. Returns 0 or -1 (then no cb). */

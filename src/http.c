@@ -144,13 +144,6 @@ void http_reply_unavailable(h2o_req_t *req, const char *message)
     http_reply_error(req, ERR_UNAVAILABLE, "%s", message);
 }
 
-int http_is_admin(h2o_req_t *req)
-{
-    char value[HTTP_AUTH_HEADER_MAX];
-    return http_header(req, "authorization", value, sizeof value) == 1 &&
-           auth_is_admin(server_of(req)->deps.auth, value);
-}
-
 /* ---- routing -------------------------------------------------------------------- */
 
 /* A read parked until this node has applied what it asked for. */
@@ -247,6 +240,35 @@ static void dispatch_read(struct http_server *s, h2o_req_t *req, const struct ht
     }
 }
 
+/* Whether @req carries a valid signature of another node (@authorization);
+ * if not, it has been answered: a signature for another process at this
+ * address gets this one's nonce, to sign again with (peer_auth.h). */
+static int peer_request_valid(struct http_server *s, h2o_req_t *req, const char *authorization)
+{
+    char *method = h2o_mem_alloc_pool(&req->pool, req->method.len + 1);
+    char *path = h2o_mem_alloc_pool(&req->pool, req->path.len + 1);
+    uint64_t from;
+    enum peer_verdict v;
+
+    memcpy(method, req->method.base, req->method.len);
+    method[req->method.len] = '\0';
+    memcpy(path, req->path.base, req->path.len);
+    path[req->path.len] = '\0';
+    v = peer_http_verify(&s->deps.auth->peer, authorization, method, path, req->entity.base,
+                         req->entity.len, &from);
+    if (v == PEER_OK) {
+        return 1;
+    }
+    if (v == PEER_STALE) {
+        http_add_header(req, "x-varasto-peer-nonce", s->deps.auth->peer.nonce);
+        http_reply_error(req, ERR_UNAUTHORIZED,
+                         "signed for another process; sign again with the nonce given");
+    } else {
+        http_reply_error(req, ERR_UNAUTHORIZED, "not a valid signature of another node");
+    }
+    return 0;
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     struct http_server *s = ((struct app_handler *)self)->server;
@@ -254,7 +276,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     char *params[HTTP_MAX_PARAMS] = {NULL, NULL};
     char authorization[HTTP_AUTH_HEADER_MAX];
     const struct http_route *route = NULL;
-    int path_known = 0, has_auth;
+    int path_known = 0, has_auth, is_peer = 0;
     size_t i;
 
     for (i = 0; i < s->deps.n_routes; i++) {
@@ -280,12 +302,22 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
                          path_known ? "method not allowed on this path" : "unknown path");
         return 0;
     }
-    if (!route->public_) {
-        has_auth = http_header(req, "authorization", authorization, sizeof authorization) == 1;
-        if (!auth_allows(s->deps.auth, has_auth ? authorization : NULL)) {
-            http_reply_error(req, ERR_UNAUTHORIZED, "missing or invalid bearer token");
+    has_auth = http_header(req, "authorization", authorization, sizeof authorization) == 1;
+    if (has_auth && peer_http_is_signature(authorization)) {
+        if (!peer_request_valid(s, req, authorization)) {
             return 0;
         }
+        is_peer = 1;
+    }
+    if (route->peer && !is_peer) {
+        http_reply_error(req, ERR_UNAUTHORIZED,
+                         "internal endpoints take only another node's signature");
+        return 0;
+    }
+    if (!route->public_ && !is_peer &&
+        !auth_allows(s->deps.auth, has_auth ? authorization : NULL)) {
+        http_reply_error(req, ERR_UNAUTHORIZED, "missing or invalid bearer token");
+        return 0;
     }
     if (route->read) {
         dispatch_read(s, req, route, params);

@@ -28,6 +28,7 @@ struct http_route {
     const char *pattern; /* '*' matches one path segment */
     http_handler_fn handler;
     int public_; /* no Authorization needed */
+    int peer;    /* only for other nodes: a peer signature (peer_auth.h), no token */
     int read;    /* honours min_seq and consistency */
 };
 
@@ -123,9 +124,6 @@ int http_header(h2o_req_t *req, const char *name, char *out, size_t size);
 int http_u64_param(h2o_req_t *req, const char *qname, const char *hname, unsigned long long *out);
 
 void http_add_header(h2o_req_t *req, const char *name, const char *value);
-
-/* Whether @req carries the admin (cluster) token. */
-int http_is_admin(h2o_req_t *req);
 
 /* ---- parsing, exposed for tests ---- */
 

@@ -436,7 +436,7 @@ int node_run(const struct config *config)
     retention_init(&node.retention, config, &node.store);
     checkpoint_init(&node.checkpoint, &node.loop, &node.store, &node.fsm);
     route_init(&node.route, &node.cluster, &node.store);
-    if (forward_init(&node.forward, &node.loop, node.auth.admin_token) != 0) {
+    if (forward_init(&node.forward, &node.loop, &node.auth.peer) != 0) {
         return fail(&node, "cannot initialise libcurl");
     }
     submit_init(&node.submit, &node.loop, config, &node.cluster, &node.fsm, &node.route,
@@ -466,7 +466,7 @@ int node_run(const struct config *config)
     if (http_start(&node.http, &node.loop, config->http, &deps) != 0) {
         return fail(&node, node.http.errmsg);
     }
-    if (cluster_start(&node.cluster, &node.loop, config, &node.fsm) != 0) {
+    if (cluster_start(&node.cluster, &node.loop, config, &node.fsm, &node.auth.keys) != 0) {
         return fail(&node, node.cluster.errmsg);
     }
     membership_start(&node.membership, &node.loop, config, &node.cluster, &node.store, &node.submit,

@@ -93,9 +93,7 @@ void util_format_time(int64_t ms, char *out, size_t size)
     }
 }
 
-/* Fill @p with @len bytes from the kernel's CSPRNG. Ids and tokens must not
- * be guessable: a failure is fatal, never a weaker fallback (SPEC 7). */
-static void random_bytes(void *p, size_t len)
+void util_random_bytes(void *p, size_t len)
 {
     size_t got = 0;
     while (got < len) {
@@ -119,7 +117,7 @@ void util_random_id(char *out, size_t len)
 
     while (i < len) {
         if (k == sizeof raw) {
-            random_bytes(raw, sizeof raw);
+            util_random_bytes(raw, sizeof raw);
             k = 0;
         }
         /* 248 = 4 x 62: bytes above would favour the first characters */
@@ -398,7 +396,7 @@ uint64_t util_random_u64(void)
 {
     uint64_t v = 0;
     while (v == 0) {
-        random_bytes(&v, sizeof v);
+        util_random_bytes(&v, sizeof v);
     }
     return v;
 }

@@ -43,6 +43,10 @@ int util_write_file_durably(const char *dir, const char *path, const void *data,
  * forms, no surrogates, nothing above U+10FFFF). */
 int util_utf8_valid(const char *s, size_t len);
 
+/* Fill @p with @len bytes from the kernel's CSPRNG. Ids, tokens and nonces
+ * must not be guessable: a failure is fatal, never a weaker fallback. */
+void util_random_bytes(void *p, size_t len);
+
 /* A random number other than 0. */
 uint64_t util_random_u64(void);
 

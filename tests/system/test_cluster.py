@@ -7,7 +7,8 @@ import struct
 import threading
 import time
 
-from harness import (Suite, all_events, check, create_with_retries, expect, leader_of,
+import peer
+from harness import (TOKEN, Suite, all_events, check, create_with_retries, expect, leader_of,
                      wait_until)
 
 
@@ -237,17 +238,20 @@ def test_membership_views_and_linearizable_reads(s):
         r = expect(reader.request("GET", "/api_v2/directories/%s?consistency=linearizable"
                                   % d.json()["Id"]), 200)
         check(r.json()["Directory"]["Name"] == "l%d" % i)
-    # internal endpoints want the cluster token, not an API key
+    # internal endpoints want another node's signature, not an API key
+    # (the rest of their authentication: test_peers.py)
     key = leader.command("apikey.Create", {"Name": "k"}).json()["Token"]
     expect(leader.request("POST", "/internal/barrier", raw=b"", token=key), 401)
-    expect(leader.request("POST", "/internal/apply", raw=b"junk"), 400)
+    signer = peer.Signer(TOKEN, 2)
+    expect(peer.signed_request(leader, signer, "/internal/apply", b"junk")[0], 400)
     # a forward request bigger than one raft batch is refused whole
     # a well-formed entry (Command "x", empty Payload, NodeId 1, TimeMs 1),
     # framed as the log holds it: magic, length, protobuf, padding to 8
     entry = b"\x0a\x01x\x12\x00\x28\x01\x30\x01"
     frame = struct.pack("<II", 0x56415231, len(entry)) + entry + b"\0" * (-len(entry) % 8)
     before = leader.request("GET", "/api_v2/cluster").json()["CommitIndex"]
-    r = expect(leader.request("POST", "/internal/apply", raw=frame * 257), 400, "bad_request")
+    r = expect(peer.signed_request(leader, signer, "/internal/apply", frame * 257)[0], 400,
+               "bad_request")
     check("at most 256 entries" in r.json()["Error"], r.json())
     time.sleep(0.2)
     after = leader.request("GET", "/api_v2/cluster").json()["CommitIndex"]

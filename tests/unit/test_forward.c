@@ -1,6 +1,8 @@
 /* Command forwarding against a minimal HTTP/1.1 server on loopback, both on
  * the test's libuv loop: the reply reaches the callback once, with the
- * leader's index; the cluster token goes along; a refused connection and a
+ * leader's index; each request is signed for the receiving process (the
+ * first one again once that process has handed out its nonce), and the
+ * admin token never goes along; a refused connection and a
  * silent server end in ok = 0; a closed forwarder takes no new posts. Every
  * test runs on its own loop and closes it cleanly. */
 #define _GNU_SOURCE /* memmem */
@@ -9,10 +11,15 @@
 #include <uv.h>
 
 #include "forward.h"
+#include "peer_auth.h"
 #include "testlib.h"
 #include "util.h"
 
 #define GUARD_MS 5000 /* no test waits longer than this for a callback */
+#define TOKEN "sekrit-token-of-the-cluster"
+
+static struct peer_keys keys;   /* the cluster's, on every test node */
+static struct peer_http sender; /* node 7, the forwarding one */
 #define REPLY_BODY "{\"Applied\":true}"
 
 /* ---- the server ---------------------------------------------------------- */
@@ -30,6 +37,8 @@ struct server {
     int answer; /* reply to requests, or read them and stay silent */
     unsigned connections;
     unsigned requests;
+    unsigned refused;      /* 401s */
+    struct peer_http peer; /* checks signatures as a node would */
     char path[64];
     char auth[320];
     char body[256];
@@ -138,10 +147,22 @@ static void serve(struct conn *c)
         if (s->answer) {
             struct write_req *w = malloc(sizeof *w);
             uv_buf_t b;
-            int n = snprintf(w->data, sizeof w->data,
+            uint64_t from = 0;
+            enum peer_verdict v = peer_http_verify(&s->peer, s->auth, "POST", s->path,
+                                                   head + head_len, body_len, &from);
+            int n;
+            if (v == PEER_OK && from == 7) {
+                n = snprintf(w->data, sizeof w->data,
                              "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                              "X-Varasto-Index: 42\r\nContent-Length: %zu\r\n\r\n%s",
                              strlen(REPLY_BODY), REPLY_BODY);
+            } else {
+                s->refused++;
+                n = snprintf(w->data, sizeof w->data,
+                             "HTTP/1.1 401 Unauthorized\r\n%s%s%sContent-Length: 2\r\n\r\n{}",
+                             v == PEER_STALE ? "X-Varasto-Peer-Nonce: " : "",
+                             v == PEER_STALE ? s->peer.nonce : "", v == PEER_STALE ? "\r\n" : "");
+            }
             b = uv_buf_init(w->data, (unsigned)n);
             if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, written) != 0) {
                 free(w);
@@ -204,6 +225,7 @@ static void server_start(struct server *s, uv_loop_t *loop, int answer)
     int len = sizeof bound;
     memset(s, 0, sizeof *s);
     s->answer = answer;
+    peer_http_init(&s->peer, &keys, 1);
     uv_tcp_init(loop, &s->listener);
     s->listener.data = s;
     uv_ip4_addr("127.0.0.1", 0, &addr);
@@ -300,6 +322,8 @@ static void loop_finish(uv_loop_t *loop)
 
 /* ---- tests --------------------------------------------------------------- */
 
+static struct peer_keys srv_other_keys;
+
 static void test_reply_reaches_callback_once(void)
 {
     uv_loop_t loop;
@@ -312,7 +336,7 @@ static void test_reply_reaches_callback_once(void)
     uv_loop_init(&loop);
     server_start(&srv, &loop, 1);
     snprintf(addr, sizeof addr, "127.0.0.1:%d", srv.port);
-    CHECK_INT(forward_init(&f, &loop, "sekrit-token"), 0);
+    CHECK_INT(forward_init(&f, &loop, &sender), 0);
     memset(&r, 0, sizeof r);
     r.loop = &loop;
     CHECK_INT(forward_post(&f, addr, "/internal/apply", "entry bytes", 11, 2000, on_reply, &r), 0);
@@ -323,10 +347,14 @@ static void test_reply_reaches_callback_once(void)
     CHECK_INT(r.reply.len, strlen(REPLY_BODY));
     CHECK_STR(r.body, REPLY_BODY);
     CHECK(r.reply.error == NULL);
-    /* what the leader received */
-    CHECK_INT(srv.requests, 1);
+    /* what the leader received: the request signed without a nonce, its
+     * 401 with the nonce, the request again signed for it */
+    CHECK_INT(srv.requests, 2);
+    CHECK_INT(srv.refused, 1);
     CHECK_STR(srv.path, "/internal/apply");
-    CHECK_STR(srv.auth, "Bearer sekrit-token");
+    CHECK(strncmp(srv.auth, "VarastoPeer 7.", 14) == 0);
+    CHECK(strstr(srv.auth, TOKEN) == NULL);
+    CHECK(strstr(srv.auth, srv.peer.nonce) != NULL);
     CHECK_STR(srv.body, "entry bytes");
     /* once: nothing more arrives while the loop runs on */
     run_until(&loop, &stop, 100);
@@ -340,8 +368,31 @@ static void test_reply_reaches_callback_once(void)
     CHECK(run_until(&loop, &r2.calls, GUARD_MS));
     CHECK_INT(r2.reply.ok, 1);
     CHECK_STR(srv.path, "/internal/barrier");
-    CHECK_INT(srv.requests, 2);
+    CHECK_INT(srv.requests, 3); /* the nonce is known now: once */
+    CHECK_INT(srv.refused, 1);
     CHECK_INT(srv.connections, 1);
+
+    /* another process at that address (a restart): a new nonce, one more try */
+    peer_http_init(&srv.peer, &keys, 1);
+    memset(&r2, 0, sizeof r2);
+    r2.loop = &loop;
+    CHECK_INT(forward_post(&f, addr, "/internal/barrier", "x", 1, 2000, on_reply, &r2), 0);
+    CHECK(run_until(&loop, &r2.calls, GUARD_MS));
+    CHECK_INT(r2.reply.status, 200);
+    CHECK_INT(srv.requests, 5);
+    CHECK_INT(srv.refused, 2);
+
+    /* a receiver of another cluster key refuses outright: no second try */
+    peer_keys_derive(&srv_other_keys, "another-cluster-token-here");
+    peer_http_init(&srv.peer, &srv_other_keys, 1);
+    memset(&r2, 0, sizeof r2);
+    r2.loop = &loop;
+    CHECK_INT(forward_post(&f, addr, "/internal/barrier", "y", 1, 2000, on_reply, &r2), 0);
+    CHECK(run_until(&loop, &r2.calls, GUARD_MS));
+    CHECK_INT(r2.reply.ok, 1);
+    CHECK_INT(r2.reply.status, 401);
+    CHECK_INT(srv.requests, 6);
+    CHECK_INT(r2.calls, 1);
 
     forward_release(&f);
     server_stop(&srv);
@@ -362,7 +413,7 @@ static void test_connection_refused(void)
     snprintf(addr, sizeof addr, "127.0.0.1:%d", srv.port);
     server_stop(&srv);
     uv_run(&loop, UV_RUN_NOWAIT);
-    CHECK_INT(forward_init(&f, &loop, "t"), 0);
+    CHECK_INT(forward_init(&f, &loop, &sender), 0);
     memset(&r, 0, sizeof r);
     r.loop = &loop;
     CHECK_INT(forward_post(&f, addr, "/internal/apply", "x", 1, 2000, on_reply, &r), 0);
@@ -387,7 +438,7 @@ static void test_silent_server_times_out(void)
     uv_loop_init(&loop);
     server_start(&srv, &loop, 0);
     snprintf(addr, sizeof addr, "127.0.0.1:%d", srv.port);
-    CHECK_INT(forward_init(&f, &loop, "t"), 0);
+    CHECK_INT(forward_init(&f, &loop, &sender), 0);
     memset(&r, 0, sizeof r);
     r.loop = &loop;
     uv_update_time(&loop);
@@ -421,7 +472,7 @@ static void test_close_aborts_transfers_in_flight(void)
     uv_loop_init(&loop);
     server_start(&srv, &loop, 0);
     snprintf(addr, sizeof addr, "127.0.0.1:%d", srv.port);
-    CHECK_INT(forward_init(&f, &loop, "t"), 0);
+    CHECK_INT(forward_init(&f, &loop, &sender), 0);
     memset(&r, 0, sizeof r);
     r.loop = &loop;
     CHECK_INT(forward_post(&f, addr, "/internal/apply", "x", 1, 10000, on_reply, &r), 0);
@@ -452,7 +503,7 @@ static void test_closed_refuses_posts(void)
     uv_loop_init(&loop);
     server_start(&srv, &loop, 1);
     snprintf(addr, sizeof addr, "127.0.0.1:%d", srv.port);
-    CHECK_INT(forward_init(&f, &loop, "t"), 0);
+    CHECK_INT(forward_init(&f, &loop, &sender), 0);
     forward_close(&f);
     memset(&r, 0, sizeof r);
     r.loop = &loop;
@@ -468,6 +519,8 @@ static void test_closed_refuses_posts(void)
 
 int main(void)
 {
+    CHECK_INT(peer_keys_derive(&keys, TOKEN), 0);
+    peer_http_init(&sender, &keys, 7);
     RUN(test_reply_reaches_callback_once);
     RUN(test_connection_refused);
     RUN(test_silent_server_times_out);

@@ -19,6 +19,8 @@ static struct cluster cluster;
 static struct fsm fsm;
 static struct route route;
 static struct forward forward;
+static struct peer_keys keys;
+static struct peer_http peer;
 static struct submit submit;
 
 struct answer {
@@ -66,7 +68,9 @@ static void setup(unsigned timeout_ms)
     cluster.raft.state = RAFT_UNAVAILABLE; /* no leader known */
     memset(&fsm, 0, sizeof fsm);
     route_init(&route, &cluster, NULL);
-    CHECK_INT(forward_init(&forward, &loop, "token-token-token"), 0);
+    CHECK_INT(peer_keys_derive(&keys, "token-token-token"), 0);
+    peer_http_init(&peer, &keys, 1);
+    CHECK_INT(forward_init(&forward, &loop, &peer), 0);
     submit_init(&submit, &loop, &config, &cluster, &fsm, &route, &forward);
     submit_set_exec(&submit, exec, NULL);
     memset(&exec_seen, 0, sizeof exec_seen);
