@@ -57,6 +57,22 @@ static void test_buf(void)
 
 /* Generated ids and tokens: the alphabet only, of the length asked, and
  * not twice the same. */
+static void test_sha256_vectors(void)
+{
+    uint8_t d[32];
+    char hex[65];
+    unsigned i;
+    util_sha256("abc", 3, d);
+    util_hex(d, sizeof d, hex);
+    CHECK_STR(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    /* the same again (the context is reused), and the empty input */
+    for (i = 0; i < 2; i++) {
+        util_sha256("", 0, d);
+        util_hex(d, sizeof d, hex);
+        CHECK_STR(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    }
+}
+
 static void test_random_id(void)
 {
     char a[101], b[101];
@@ -74,6 +90,7 @@ static void test_random_id(void)
 
 int main(void)
 {
+    RUN(test_sha256_vectors);
     RUN(test_random_id);
     RUN(test_format_time_matches_libc);
     RUN(test_buf);
