@@ -17,6 +17,7 @@ struct cluster;
 struct config;
 struct fsm;
 struct push;
+struct push_sub;
 struct retention;
 struct store;
 struct submit;
@@ -40,6 +41,13 @@ extern const struct http_route api_routes[];
 extern const size_t api_n_routes;
 
 void api_command(struct api *api, h2o_req_t *req, char **params);
+/* The scope POST /command/{name} needs: admin for cluster.* and apikey.*,
+ * write for the rest (an enum auth_scope). */
+int api_command_scope(char **params);
+
+/* Note on @sub which API key @req was authenticated with (none for the
+ * admin token or another node), so that removing the key ends the stream. */
+void api_stream_key(struct api *api, h2o_req_t *req, struct push_sub *sub);
 void api_changeset(struct api *api, h2o_req_t *req, char **params);
 
 void api_directory_get(struct api *api, h2o_req_t *req, char **params);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "auth.h"
 #include "codec.h"
 #include "config.h"
 #include "domain.h"
@@ -232,6 +233,13 @@ static cJSON *parse_body(struct api *api, h2o_req_t *req)
         return NULL;
     }
     return json;
+}
+
+int api_command_scope(char **params)
+{
+    const char *name = params[0] != NULL ? params[0] : "";
+    return strncmp(name, "cluster.", 8) == 0 || strncmp(name, "apikey.", 7) == 0 ? AUTH_ADMIN
+                                                                                 : AUTH_WRITE;
 }
 
 void api_command(struct api *api, h2o_req_t *req, char **params)

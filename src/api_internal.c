@@ -39,24 +39,12 @@ static void appended(void *data, const char *error, uint64_t index)
 void api_internal_apply(struct api *api, h2o_req_t *req, char **params)
 {
     const uint8_t *p = (const uint8_t *)req->entity.base;
-    size_t len = req->entity.len, off, n = 0, size;
+    size_t len = req->entity.len;
+    /* every frame checked before any is appended */
+    size_t n = entry_frames_check(p, len);
     struct apply_answer *a;
 
     (void)params;
-    /* Check every frame before appending any. */
-    for (off = 0; p != NULL && off < len; off += size, n++) {
-        struct raft_buffer view;
-        Varasto__Entry *e;
-        size = entry_frame_size(p + off, len - off);
-        view.base = (void *)(p + off);
-        view.len = size;
-        e = size != 0 ? entry_decode(&view) : NULL;
-        if (e == NULL) {
-            http_reply_error(req, ERR_BAD_REQUEST, "not a log entry");
-            return;
-        }
-        varasto__entry__free_unpacked(e, NULL);
-    }
     if (n == 0) {
         http_reply_error(req, ERR_BAD_REQUEST, "not a log entry");
         return;

@@ -3,7 +3,10 @@
 #include "api.h"
 
 const struct http_route api_routes[] = {
-    {.method = "POST", .pattern = "/command/*", .handler = api_command},
+    {.method = "POST",
+     .pattern = "/command/*",
+     .handler = api_command,
+     .scope_of = api_command_scope},
     {.method = "POST", .pattern = "/api_v2/collections/*/changesets", .handler = api_changeset},
     {.method = "GET", .pattern = "/api_v2/directories/*", .handler = api_directory_get, .read = 1},
     {.method = "GET", .pattern = "/api_v2/collections/*", .handler = api_collection_get, .read = 1},

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "auth.h"
 #include "config.h"
 #include "log.h"
 #include "push.h"
@@ -247,6 +248,7 @@ void api_events_stream(struct api *api, h2o_req_t *req, char **params)
     s->sub.wake = sse_wake;
     s->sub.end = sse_end;
     s->sub.data = s;
+    api_stream_key(api, req, &s->sub);
     req_ref_attach(&s->ref, req);
     s->ref.on_gone = sse_gone;
     uv_timer_init(api->loop, &s->heartbeat);
@@ -272,4 +274,14 @@ void api_events_stream(struct api *api, h2o_req_t *req, char **params)
         buf_append(&s->out, ": open\n\n", 8);
     }
     sse_send(s);
+}
+
+void api_stream_key(struct api *api, h2o_req_t *req, struct push_sub *sub)
+{
+    char authorization[HTTP_AUTH_HEADER_MAX];
+    sub->key_id[0] = '\0';
+    if (http_header(req, "authorization", authorization, sizeof authorization) == 1 &&
+        !peer_http_is_signature(authorization)) {
+        auth_scope(api->auth, authorization, sub->key_id, sizeof sub->key_id);
+    }
 }

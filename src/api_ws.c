@@ -85,17 +85,33 @@ static void ack_flush(uv_timer_t *t);
  * ahead. The socket closes with code WS_CLOSE_GONE and the oldest kept Seq
  * (an SSE stream ends with `event: gone`; a reconnect from the same cursor
  * gets 410). */
+static void ws_close_with(struct ws_stream *w, uint16_t code, const char *reason, int n)
+{
+    push_unsubscribe(&w->sub);
+    w->gone = 1;
+    wslay_event_queue_close(w->conn->ws_ctx, code, (const uint8_t *)reason, (size_t)n);
+    h2o_websocket_proceed(w->conn);
+    /* the client answers the close; one that does not is closed on */
+    uv_timer_start(&w->timer, ws_timer_cb, WS_GONE_LINGER_MS, 0);
+}
+
 static void ws_gone(struct ws_stream *w)
 {
     char reason[64];
     int n = snprintf(reason, sizeof reason, "{\"Code\":\"gone\",\"OldestSeq\":%llu}",
                      (unsigned long long)w->api->retention->oldest_seq);
-    push_unsubscribe(&w->sub);
-    w->gone = 1;
-    wslay_event_queue_close(w->conn->ws_ctx, WS_CLOSE_GONE, (const uint8_t *)reason, (size_t)n);
-    h2o_websocket_proceed(w->conn);
-    /* the client answers the close; one that does not is closed on */
-    uv_timer_start(&w->timer, ws_timer_cb, WS_GONE_LINGER_MS, 0);
+    ws_close_with(w, WS_CLOSE_GONE, reason, n);
+}
+
+/* The key it was opened with was removed: 1008, policy violation. */
+static void ws_revoked(struct push_sub *sub)
+{
+    static const char reason[] =
+        "{\"Code\":\"unauthorized\",\"Error\":\"the API key was removed\"}";
+    struct ws_stream *w = sub->data;
+    if (!w->closed && !w->gone && w->conn != NULL) {
+        ws_close_with(w, 1008, reason, (int)sizeof reason - 1);
+    }
 }
 
 static void ws_pump(struct ws_stream *w)
@@ -259,6 +275,8 @@ void api_events_ws(struct api *api, h2o_req_t *req, char **params)
     w->sub.frame = ws_frame;
     w->sub.wake = ws_wake;
     w->sub.end = ws_end;
+    w->sub.revoked = ws_revoked;
+    api_stream_key(api, req, &w->sub);
     w->sub.data = w;
     w->last_ping = util_mono_ms();
     uv_timer_init(api->loop, &w->timer);

@@ -124,25 +124,27 @@ static int is_admin_hash(const struct auth *a, const uint8_t hash[32])
     return CRYPTO_memcmp(hash, a->admin_hash, sizeof a->admin_hash) == 0;
 }
 
-int auth_is_admin(const struct auth *a, const char *authorization)
+enum auth_scope auth_scope(const struct auth *a, const char *authorization, char *key_id,
+                           size_t size)
 {
     const char *token = bearer(authorization);
     uint8_t hash[32];
+
+    if (key_id != NULL && size > 0) {
+        key_id[0] = '\0';
+    }
     if (token == NULL) {
-        return 0;
+        return AUTH_NONE;
     }
     util_sha256(token, strlen(token), hash);
-    return is_admin_hash(a, hash);
+    if (is_admin_hash(a, hash)) {
+        return AUTH_ADMIN;
+    }
+    return (enum auth_scope)store_apikey_scope(a->store, hash, key_id, size);
 }
 
-int auth_allows(const struct auth *a, const char *authorization)
+const char *auth_scope_name(enum auth_scope scope)
 {
-    const char *token = bearer(authorization);
-    uint8_t hash[32];
-
-    if (token == NULL) {
-        return 0;
-    }
-    util_sha256(token, strlen(token), hash);
-    return is_admin_hash(a, hash) || store_apikey_valid(a->store, hash);
+    static const char *names[] = {"none", "read", "write", "admin"};
+    return scope <= AUTH_ADMIN ? names[scope] : "none";
 }

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "peer_auth.h"
+#include "store.h"
 
 struct config;
 struct store;
@@ -28,11 +29,22 @@ struct auth {
  * (the token file cannot be read or written, or is too short) with a one-line a->errmsg. */
 int auth_init(struct auth *a, const struct config *config, struct store *store);
 
-/* Whether the Authorization header value @authorization (NULL: absent)
- * carries the admin token. */
-int auth_is_admin(const struct auth *a, const char *authorization);
+/* What a request may do (SPEC 7.2), in increasing order. */
+enum auth_scope {
+    AUTH_NONE = 0,
+    AUTH_READ = STORE_SCOPE_READ,   /* GET endpoints and streams */
+    AUTH_WRITE = STORE_SCOPE_WRITE, /* also commands but cluster.* and apikey.* */
+    AUTH_ADMIN = STORE_SCOPE_ADMIN, /* everything */
+};
 
-/* Whether it carries the admin token or a live API key. */
-int auth_allows(const struct auth *a, const char *authorization);
+/* The scope the Authorization header value @authorization (NULL: absent)
+ * carries: AUTH_ADMIN for the admin token, a live API key's own,
+ * AUTH_NONE otherwise. The key's id goes into @key_id ("" for the admin
+ * token; NULL: not wanted), @size bytes. */
+enum auth_scope auth_scope(const struct auth *a, const char *authorization, char *key_id,
+                           size_t size);
+
+/* The scope's name: "read", "write", "admin" or "none". */
+const char *auth_scope_name(enum auth_scope scope);
 
 #endif

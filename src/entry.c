@@ -58,3 +58,27 @@ size_t entry_frame_size(const void *p, size_t avail)
     total = (8 + (size_t)get_u32(b + 4) + 7) & ~(size_t)7;
     return total <= avail ? total : 0;
 }
+
+size_t entry_frames_check(const void *p, size_t len)
+{
+    const uint8_t *bytes = p;
+    size_t off = 0, n = 0;
+    while (bytes != NULL && off < len) {
+        struct raft_buffer view;
+        Varasto__Entry *e;
+        size_t size = entry_frame_size(bytes + off, len - off);
+        if (size == 0) {
+            return 0;
+        }
+        view.base = (void *)(bytes + off);
+        view.len = size;
+        e = entry_decode(&view);
+        if (e == NULL) {
+            return 0;
+        }
+        varasto__entry__free_unpacked(e, NULL);
+        off += size;
+        n++;
+    }
+    return n;
+}

@@ -26,4 +26,9 @@ Varasto__Entry *entry_decode(const struct raft_buffer *buf);
  * of entries is frames back to back. */
 size_t entry_frame_size(const void *p, size_t avail);
 
+/* How many frames the @len bytes at @p hold, each a whole frame holding a
+ * well-formed Entry, back to back to the end; 0 when any is not (or there
+ * are none). */
+size_t entry_frames_check(const void *p, size_t len);
+
 #endif

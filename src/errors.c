@@ -12,6 +12,7 @@ static const struct {
     [ERR_OK] = {200, "ok"},
     [ERR_BAD_REQUEST] = {400, "bad_request"},
     [ERR_UNAUTHORIZED] = {401, "unauthorized"},
+    [ERR_FORBIDDEN] = {403, "forbidden"},
     [ERR_NOT_FOUND] = {404, "not_found"},
     [ERR_CONFLICT] = {409, "conflict"},
     [ERR_GONE] = {410, "gone"},

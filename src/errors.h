@@ -6,6 +6,7 @@ enum err_code {
     ERR_OK = 0,
     ERR_BAD_REQUEST,
     ERR_UNAUTHORIZED,
+    ERR_FORBIDDEN,
     ERR_NOT_FOUND,
     ERR_CONFLICT,
     ERR_GONE,

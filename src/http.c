@@ -15,7 +15,6 @@
 /* h2o's own limit sits above ours so that bodies between 1 MiB and this get
  * our JSON 413 from the handler rather than h2o's plain-text one. */
 #define H2O_ENTITY_LIMIT (8 * 1024 * 1024)
-#define HTTP_AUTH_HEADER_MAX 512
 /* How long connections may take to finish their responses at shutdown. */
 #define HTTP_END_GRACE_MS 1000
 
@@ -314,10 +313,21 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
                          "internal endpoints take only another node's signature");
         return 0;
     }
-    if (!route->public_ && !is_peer &&
-        !auth_allows(s->deps.auth, has_auth ? authorization : NULL)) {
-        http_reply_error(req, ERR_UNAUTHORIZED, "missing or invalid bearer token");
-        return 0;
+    if (!route->public_ && !is_peer) {
+        enum auth_scope scope = auth_scope(s->deps.auth, has_auth ? authorization : NULL, NULL, 0);
+        int needed = route->scope_of != NULL ? route->scope_of(params)
+                     : h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) ? AUTH_READ
+                                                                                       : AUTH_WRITE;
+        if (scope == AUTH_NONE) {
+            http_reply_error(req, ERR_UNAUTHORIZED, "missing or invalid bearer token");
+            return 0;
+        }
+        if ((int)scope < needed) {
+            http_reply_error(req, ERR_FORBIDDEN,
+                             "this API key's scope (%s) does not allow this request (it needs %s)",
+                             auth_scope_name(scope), auth_scope_name((enum auth_scope)needed));
+            return 0;
+        }
     }
     if (route->read) {
         dispatch_read(s, req, route, params);

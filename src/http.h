@@ -23,6 +23,8 @@ struct consistency;
  * @api is the handlers' context (borrowed; http.c never looks inside). */
 typedef void (*http_handler_fn)(struct api *api, h2o_req_t *req, char **params);
 
+#define HTTP_AUTH_HEADER_MAX 512 /* longest Authorization value looked at */
+
 struct http_route {
     const char *method;
     const char *pattern; /* '*' matches one path segment */
@@ -30,6 +32,9 @@ struct http_route {
     int public_; /* no Authorization needed */
     int peer;    /* only for other nodes: a peer signature (peer_auth.h), no token */
     int read;    /* honours min_seq and consistency */
+    /* the least scope (enum auth_scope) a request needs, from its path
+     * parameters; NULL: read for GET, write otherwise */
+    int (*scope_of)(char **params);
 };
 
 /* A weak reference to a request: @req becomes NULL when h2o disposes of it

@@ -328,8 +328,18 @@ static void run(struct member_op *op)
     switch (cmd->kind) {
     case MEMBERSHIP_ADD:
         if (srv != NULL) {
+            char raft[CONFIG_ADDR_MAX], http[CONFIG_ADDR_MAX];
             if (strcmp(srv->address, cmd->raft_addr) != 0) {
                 op_fail(op, ERR_CONFLICT, "a node with this Id has another RaftAddress");
+                return;
+            }
+            /* where every follower forwards to: only the node itself
+             * moves it (cluster.Announce at its start) */
+            if (store_node_addresses(m->store, cmd->id, raft, http, sizeof http) == 1 &&
+                strcmp(http, cmd->http_addr) != 0) {
+                op_fail(op, ERR_CONFLICT,
+                        "a node with this Id has another HttpAddress (a member announces "
+                        "its own; cluster.AddNode never changes it)");
                 return;
             }
             if (srv->role == cmd->role) {

@@ -1,5 +1,6 @@
 #include "push.h"
 
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,24 @@ static void wake_all(struct push *p)
     }
 }
 
+/* End every stream opened with the key that @json (an apikey.Removed event)
+ * names: a removed key reads no more (SPEC 7.2). */
+static void end_key(struct push *p, const char *json)
+{
+    cJSON *doc = cJSON_Parse(json);
+    const cJSON *data = cJSON_GetObjectItemCaseSensitive(doc, "Data");
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(data, "Id");
+    struct push_sub *s = p->subs;
+    while (cJSON_IsString(id) && id->valuestring[0] != '\0' && s != NULL) {
+        struct push_sub *next = s->next; /* end may unsubscribe s */
+        if (strcmp(s->key_id, id->valuestring) == 0) {
+            (s->revoked != NULL ? s->revoked : s->end)(s);
+        }
+        s = next;
+    }
+    cJSON_Delete(doc);
+}
+
 void push_publish(struct push *p, const struct domain_event *events, unsigned n, uint64_t last_seq)
 {
     unsigned i;
@@ -82,6 +101,11 @@ void push_publish(struct push *p, const struct domain_event *events, unsigned n,
         }
     }
     p->last_seq = last_seq;
+    for (i = 0; i < n; i++) {
+        if (strcmp(events[i].type, "apikey.Removed") == 0) {
+            end_key(p, events[i].json);
+        }
+    }
     wake_all(p);
 }
 

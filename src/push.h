@@ -33,14 +33,18 @@ struct push_sub;
 typedef void (*push_frame_fn)(struct buf *out, uint64_t seq, const char *type, const char *json,
                               size_t len);
 
+#define PUSH_KEY_ID_MAX 64
+
 struct push_sub {
     struct push *hub;
-    uint64_t cursor; /* last seq delivered or skipped by filter */
+    char key_id[PUSH_KEY_ID_MAX]; /* the API key it was opened with; "" for the admin token */
+    uint64_t cursor;              /* last seq delivered or skipped by filter */
     struct type_filter filter;
     push_frame_fn frame;
     int waiting; /* asked to be woken when events arrive */
     void (*wake)(struct push_sub *sub);
-    void (*end)(struct push_sub *sub); /* the node is stopping: end the stream */
+    void (*end)(struct push_sub *sub);     /* the node is stopping: end the stream */
+    void (*revoked)(struct push_sub *sub); /* its API key was removed; NULL: end */
     void *data;
     struct push_sub *prev, *next;
 };
@@ -61,7 +65,8 @@ struct push {
 void push_init(struct push *p, struct store *store, uint64_t last_seq);
 void push_close(struct push *p);
 
-/* Committed events (FSM observer). Copies what it keeps. */
+/* Committed events (FSM observer). Copies what it keeps. An
+ * apikey.Removed among them ends every stream opened with that key. */
 void push_publish(struct push *p, const struct domain_event *events, unsigned n, uint64_t last_seq);
 
 /* The read model was replaced (snapshot restore): forget the ring. */

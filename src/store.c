@@ -37,6 +37,22 @@ static void store_finalize(struct store *st)
 
 static int wal_hook(void *data, sqlite3 *db, const char *name, int pages);
 
+/* Columns added since a read model could first be written: one from an
+ * older build (or restored from its snapshot) is upgraded in place, the
+ * same way on every node, so it reads as a fresh one built from the log.
+ * API keys made before scopes existed keep the default, write. */
+static int upgrade(struct store *st, char **errmsg)
+{
+    sqlite3_stmt *probe = NULL;
+    int has = sqlite3_prepare_v2(st->db, "SELECT scope FROM apikeys LIMIT 0", -1, &probe, NULL) ==
+              SQLITE_OK;
+    sqlite3_finalize(probe);
+    return has ? SQLITE_OK
+               : sqlite3_exec(st->db,
+                              "ALTER TABLE apikeys ADD COLUMN scope TEXT NOT NULL DEFAULT 'write'",
+                              NULL, NULL, errmsg);
+}
+
 int store_open(struct store *st, const char *path)
 {
     char *errmsg = NULL;
@@ -78,7 +94,8 @@ int store_open(struct store *st, const char *path)
                      "PRAGMA synchronous=NORMAL;"
                      "PRAGMA foreign_keys=OFF; PRAGMA cache_size=-65536;",
                      NULL, NULL, &errmsg) != SQLITE_OK ||
-        sqlite3_exec(st->db, store_schema, NULL, NULL, &errmsg) != SQLITE_OK) {
+        sqlite3_exec(st->db, store_schema, NULL, NULL, &errmsg) != SQLITE_OK ||
+        upgrade(st, &errmsg) != SQLITE_OK) {
         int rc = sqlite3_errcode(st->db) & 0xff;
         st->corrupt = rc == SQLITE_NOTADB || rc == SQLITE_CORRUPT;
         snprintf(st->errmsg, sizeof st->errmsg, "init %s: %s", path,

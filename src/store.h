@@ -244,14 +244,17 @@ int store_files(struct store *st, const char *coll, store_file_fn cb, void *data
 
 /* STORE_CONSTRAINT_PK: @id is taken; STORE_CONSTRAINT_UNIQUE: the hash is
  * (checked first, so it is the answer when both are). */
-int store_apikey_insert(struct store *st, const char *id, const char *name,
+int store_apikey_insert(struct store *st, const char *id, const char *name, const char *scope,
                         const uint8_t token_hash[32], int64_t created);
 /* 1, 0 or < 0. */
 int store_apikey_exists(struct store *st, const char *id);
 int store_apikey_delete(struct store *st, const char *id);
-/* Whether @token_hash (32 bytes) is an API key's hash (in the shared read
- * transaction). */
-int store_apikey_valid(struct store *st, const uint8_t token_hash[32]);
+enum { STORE_SCOPE_READ = 1, STORE_SCOPE_WRITE, STORE_SCOPE_ADMIN };
+
+/* The scope (STORE_SCOPE_*) of the API key whose token hashes to
+ * @token_hash (32 bytes), its id copied into @id (@size bytes; NULL: not
+ * wanted); 0 for none (in the shared read transaction). */
+int store_apikey_scope(struct store *st, const uint8_t token_hash[32], char *id, size_t size);
 
 /* ---- the event log ---- */
 

@@ -2,17 +2,19 @@
  * keys, cluster members and idempotency records. */
 #include "store_internal.h"
 
+#include <string.h>
+
 #include "type_filter.h"
 #include "util.h"
 
 /* ---- API keys ---- */
 
-int store_apikey_insert(struct store *st, const char *id, const char *name,
+int store_apikey_insert(struct store *st, const char *id, const char *name, const char *scope,
                         const uint8_t token_hash[32], int64_t created)
 {
     return store_write_result(st, STORE_STMT_KEY_INSERT,
-                              store_run(st, STORE_STMT_KEY_INSERT, "ssbi", id, name, token_hash, 32,
-                                        created));
+                              store_run(st, STORE_STMT_KEY_INSERT, "sssbi", id, name, scope,
+                                        token_hash, 32, created));
 }
 
 int store_apikey_exists(struct store *st, const char *id)
@@ -27,11 +29,22 @@ int store_apikey_delete(struct store *st, const char *id)
                               store_run(st, STORE_STMT_KEY_DELETE, "s", id));
 }
 
-int store_apikey_valid(struct store *st, const uint8_t token_hash[32])
+int store_apikey_scope(struct store *st, const uint8_t token_hash[32], char *id, size_t size)
 {
+    sqlite3_stmt *s = st->stmts[STORE_STMT_KEY_BY_HASH];
+    int scope = 0;
     store_read_begin(st);
-    return store_get_result(st, STORE_STMT_KEY_BY_HASH,
-                            store_run(st, STORE_STMT_KEY_BY_HASH, "b", token_hash, 32), 0) == 1;
+    if (store_run(st, STORE_STMT_KEY_BY_HASH, "b", token_hash, 32) == SQLITE_ROW) {
+        const char *text = store_text(s, 1);
+        scope = strcmp(text, "admin") == 0  ? STORE_SCOPE_ADMIN
+                : strcmp(text, "read") == 0 ? STORE_SCOPE_READ
+                                            : STORE_SCOPE_WRITE;
+        if (id != NULL) {
+            util_copy(id, size, store_text(s, 0));
+        }
+    }
+    sqlite3_reset(s);
+    return scope;
 }
 
 /* ---- the event log ---- */

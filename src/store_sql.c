@@ -24,7 +24,7 @@ const char store_schema[] =
     "  PRIMARY KEY(collection, path)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS apikeys ("
     "  id TEXT PRIMARY KEY, name TEXT NOT NULL, token_hash BLOB NOT NULL UNIQUE,"
-    "  created INTEGER NOT NULL);"
+    "  created INTEGER NOT NULL, scope TEXT NOT NULL DEFAULT 'write');"
     "CREATE TABLE IF NOT EXISTS events ("
     "  seq INTEGER PRIMARY KEY, type TEXT NOT NULL, json TEXT NOT NULL);"
     "CREATE TABLE IF NOT EXISTS idempotency ("
@@ -112,10 +112,10 @@ const char *const store_sql[STORE_STMT__COUNT] = {
                              "WHERE collection = ? ORDER BY path",
     [STORE_STMT_FILE_DELETE_ALL] = "DELETE FROM files WHERE collection = ?",
     [STORE_STMT_KEY_INSERT] =
-        "INSERT INTO apikeys(id, name, token_hash, created) VALUES(?, ?, ?, ?)",
+        "INSERT INTO apikeys(id, name, scope, token_hash, created) VALUES(?, ?, ?, ?, ?)",
     [STORE_STMT_KEY_EXISTS] = "SELECT 1 FROM apikeys WHERE id = ?",
     [STORE_STMT_KEY_DELETE] = "DELETE FROM apikeys WHERE id = ?",
-    [STORE_STMT_KEY_BY_HASH] = "SELECT 1 FROM apikeys WHERE token_hash = ?",
+    [STORE_STMT_KEY_BY_HASH] = "SELECT id, scope FROM apikeys WHERE token_hash = ?",
     [STORE_STMT_EVENT_INSERT] = "INSERT INTO events(seq, type, json) VALUES(?, ?, ?)",
     [STORE_STMT_EVENT_PAGE] =
         "SELECT seq, type, json FROM events WHERE seq > ? ORDER BY seq LIMIT ?",

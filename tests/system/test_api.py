@@ -3,6 +3,8 @@ import threading
 import time
 
 from harness import Suite, check, expect, wait_until
+from sse import SSE
+from ws import WS
 
 
 def seq_of(resp):
@@ -223,20 +225,89 @@ def test_apikeys(s):
     r = expect(n.command("apikey.Create", {"Name": "ci"}, key="k1"), 200).json()
     token, kid = r["Token"], r["Id"]
     check(len(token) >= 16)
-    # an API key works on every endpoint
+    # a key without a Scope has write: reads and commands, but not cluster.*
+    # or apikey.* (SPEC 7.2)
     expect(n.request("GET", "/api_v2/directories/root", token=token), 200)
     expect(n.command("directory.Create", {"Parent": "root", "Name": "x"}, token=token), 200)
+    expect(n.command("apikey.Create", {"Name": "more"}, token=token), 403, "forbidden")
+    expect(n.command("cluster.TransferLeadership", {}, token=token), 403, "forbidden")
+    # "cluster%2ERemoveNode" is cluster.RemoveNode once decoded
+    expect(n.request("POST", "/command/cluster%2ERemoveNode", body={"Id": 1}, token=token), 403)
     # a replay does not show the token again
     again = expect(n.command("apikey.Create", {"Name": "ci"}, key="k1"), 200)
     check(again.header("idempotent-replayed") == "true")
     check("Token" not in again.json() and again.json()["Id"] == kid, again)
     # the event never carries the token
     evs = n.request("GET", "/api_v2/events?types=apikey.").json()
-    check(evs[0]["Data"] == {"Id": kid, "Name": "ci"}, evs)
+    check(evs[0]["Data"] == {"Id": kid, "Name": "ci", "Scope": "write"}, evs)
     check(token not in str(n.request("GET", "/api_v2/events").body))
     expect(n.command("apikey.Remove", {"Id": kid}), 200)
     expect(n.request("GET", "/api_v2/directories/root", token=token), 401, "unauthorized")
     expect(n.command("apikey.Remove", {"Id": kid}), 404, "not_found")
+
+
+def test_apikey_scopes(s):
+    n = s.node()
+    keys = {}
+    for scope in ("read", "write", "admin"):
+        keys[scope] = expect(n.command("apikey.Create", {"Name": scope, "Scope": scope}),
+                             200).json()["Token"]
+    expect(n.command("apikey.Create", {"Name": "x", "Scope": "root"}), 400, "bad_request")
+    expect(n.command("apikey.Create", {"Name": "x", "Scope": 3}), 400, "bad_request")
+    reads = [("GET", "/api_v2/directories/root"), ("GET", "/api_v2/events"),
+             ("GET", "/api_v2/cluster"), ("GET", "/api_v2/subscriptions")]
+    for scope, token in keys.items():
+        for method, path in reads:
+            expect(n.request(method, path, token=token), 200)
+        want = 403 if scope == "read" else 200
+        r = expect(n.command("directory.Create", {"Parent": "root", "Name": "by-" + scope},
+                             token=token), want)
+        if want == 403:
+            check(r.json()["Code"] == "forbidden" and "read" in r.json()["Error"], r.json())
+        want = 200 if scope == "admin" else 403
+        expect(n.command("apikey.Create", {"Name": "by-" + scope}, token=token), want)
+        r = n.command("cluster.TransferLeadership", {}, token=token)
+        check((r.status == 403) == (want == 403), (scope, r))
+    # a read key streams
+    stream = SSE(n, "/api_v2/events/stream?after=0",
+                 headers={"Authorization": "Bearer " + keys["read"]})
+    check(stream.status == 200)
+    stream.close()
+
+
+def test_removed_key_ends_its_streams(s):
+    n = s.node()
+    made = expect(n.command("apikey.Create", {"Name": "r", "Scope": "read"}), 200).json()
+    other = expect(n.command("apikey.Create", {"Name": "o", "Scope": "read"}), 200).json()
+    sse = SSE(n, "/api_v2/events/stream?after=0",
+              headers={"Authorization": "Bearer " + made["Token"]})
+    kept = SSE(n, "/api_v2/events/stream?after=0",
+               headers={"Authorization": "Bearer " + other["Token"]})
+    ws = WS(n, "/api_v2/events/ws?after=0", token=made["Token"])
+    check(sse.status == 200 and kept.status == 200 and ws.status == 101)
+    check(len(sse.events(2)) == 2 and len(ws.events(2)) == 2 and len(kept.events(2)) == 2)
+    started = time.monotonic()
+    expect(n.command("apikey.Remove", {"Id": made["Id"]}), 200)
+    # both streams of the removed key end, each after the event that removed it at most
+    while True:
+        e = sse.next_event(timeout=2)
+        if e is None or e[1] != "apikey.Removed":
+            break
+    check(e is None, e)
+    check(time.monotonic() - started < 1.5, time.monotonic() - started)
+    while True:
+        e = ws.next_event(timeout=2)
+        if e is None:
+            break
+        check(e["Type"] == "apikey.Removed", e)
+    check(ws.close_code is not None, "the WebSocket was not closed")
+    check(time.monotonic() - started < 3, time.monotonic() - started)
+    # the other key's stream goes on
+    expect(n.command("directory.Create", {"Parent": "root", "Name": "after"}), 200)
+    seen = kept.events(2)
+    check([e[1] for e in seen] == ["apikey.Removed", "directory.Created"], seen)
+    for c in (sse, kept, ws):
+        c.close()
 
 
 def test_idempotency(s):
@@ -332,6 +403,7 @@ def test_generated_admin_token(s):
 if __name__ == "__main__":
     Suite().run([test_directories, test_collections_and_changesets, test_events_page,
                  test_health_and_seq_header, test_min_seq_and_linearizable,
-                 test_reads_match_their_seq_under_load, test_apikeys,
+                 test_reads_match_their_seq_under_load, test_apikeys, test_apikey_scopes,
+                 test_removed_key_ends_its_streams,
                  test_idempotency, test_clean_restart, test_stop_right_after_start,
                  test_generated_admin_token])

@@ -355,6 +355,14 @@ def test_membership_changes(s):
                                               "HttpAddress": fourth.http_addr}), 200)
     expect(leader.command("cluster.AddNode", {"Id": 4, "RaftAddress": "127.0.0.1:1",
                                               "HttpAddress": fourth.http_addr}), 409, "conflict")
+    # nor its HTTP address: every follower would forward to it (SPEC 7.1)
+    r = expect(follower.command("cluster.AddNode", {"Id": 4,
+                                                    "RaftAddress": "127.0.0.1:%d" % fourth.raft_port,
+                                                    "HttpAddress": "127.0.0.1:1"}), 409, "conflict")
+    check("HttpAddress" in r.json()["Error"], r.json())
+    for n in (leader, follower):
+        check([m["HttpAddress"] for m in n.request("GET", "/api_v2/nodes").json()
+               if m["Id"] == 4] == [fourth.http_addr])
     expect(leader.command("cluster.AddNode", {"Id": 9, "RaftAddress": "nope",
                                               "HttpAddress": "x"}), 400, "bad_request")
     # remove it, through a follower

@@ -1,5 +1,6 @@
 /* The store's typed rows: what the domain relies on when a write is refused
  * (constraint codes, rows changed), borrowed rows, scans and cascades. */
+#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -118,14 +119,19 @@ static void test_other_rows(void)
     uint64_t cursor = 0;
     harness_open(&h);
     CHECK_INT(store_begin(&h.store), 0);
-    CHECK_INT(store_apikey_insert(&h.store, "k1", "ci", hash, 1), 1);
-    CHECK_INT(store_apikey_insert(&h.store, "k1", "ci", other, 1), STORE_CONSTRAINT_PK);
-    CHECK_INT(store_apikey_insert(&h.store, "k2", "ci", hash, 1), STORE_CONSTRAINT_UNIQUE);
+    CHECK_INT(store_apikey_insert(&h.store, "k1", "ci", "read", hash, 1), 1);
+    CHECK_INT(store_apikey_insert(&h.store, "k1", "ci", "write", other, 1), STORE_CONSTRAINT_PK);
+    CHECK_INT(store_apikey_insert(&h.store, "k2", "ci", "write", hash, 1), STORE_CONSTRAINT_UNIQUE);
     /* both taken: the hash's index speaks first */
-    CHECK_INT(store_apikey_insert(&h.store, "k1", "ci", hash, 1), STORE_CONSTRAINT_UNIQUE);
+    CHECK_INT(store_apikey_insert(&h.store, "k1", "ci", "write", hash, 1), STORE_CONSTRAINT_UNIQUE);
     CHECK_INT(store_apikey_exists(&h.store, "k1"), 1);
-    CHECK_INT(store_apikey_valid(&h.store, hash), 1);
+    CHECK_INT(store_apikey_scope(&h.store, hash, raft, sizeof raft), STORE_SCOPE_READ);
+    CHECK_STR(raft, "k1");
+    CHECK_INT(store_apikey_scope(&h.store, other, NULL, 0), 0);
+    CHECK_INT(store_apikey_insert(&h.store, "k3", "ci", "admin", other, 1), 1);
+    CHECK_INT(store_apikey_scope(&h.store, other, NULL, 0), STORE_SCOPE_ADMIN);
     CHECK_INT(store_apikey_delete(&h.store, "k1"), 1);
+    CHECK_INT(store_apikey_scope(&h.store, hash, NULL, 0), 0);
     CHECK_INT(store_apikey_delete(&h.store, "k1"), 0);
     CHECK_INT(store_event_insert(&h.store, 1, "a.B", "{}"), 1);
     CHECK_INT(store_event_insert(&h.store, 1, "a.B", "{}"), STORE_CONSTRAINT_PK);
@@ -180,11 +186,37 @@ static void test_borrowed_row_released(void)
     harness_close(&h);
 }
 
+/* A read model written before keys had a scope is upgraded when opened:
+ * its keys keep working, with the default scope (write). */
+static void test_keys_from_before_scopes(void)
+{
+    struct harness h;
+    sqlite3 *db;
+    uint8_t hash[32] = {7};
+    char id[16];
+    harness_open(&h);
+    CHECK_INT(sqlite3_open(h.path, &db), SQLITE_OK);
+    CHECK_INT(sqlite3_exec(db,
+                           "DROP TABLE apikeys; CREATE TABLE apikeys (id TEXT PRIMARY KEY, "
+                           "name TEXT NOT NULL, token_hash BLOB NOT NULL UNIQUE, "
+                           "created INTEGER NOT NULL); INSERT INTO apikeys "
+                           "VALUES('old', 'ci', x'07000000000000000000000000000000"
+                           "00000000000000000000000000000000', 1)",
+                           NULL, NULL, NULL),
+              SQLITE_OK);
+    sqlite3_close(db);
+    harness_reopen(&h);
+    CHECK_INT(store_apikey_scope(&h.store, hash, id, sizeof id), STORE_SCOPE_WRITE);
+    CHECK_STR(id, "old");
+    harness_close(&h);
+}
+
 int main(void)
 {
     RUN(test_directory_rows);
     RUN(test_collection_rows);
     RUN(test_other_rows);
+    RUN(test_keys_from_before_scopes);
     RUN(test_borrowed_row_released);
     return test_report("store");
 }
