@@ -3,7 +3,7 @@ MAKEFLAGS += --no-print-directory
 BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all deps build run run-single test test-asan test-tsan faults format format-check bench clean
+.PHONY: all deps build run run-single test test-asan test-tsan fuzz faults format format-check bench clean
 
 all: build
 
@@ -24,6 +24,7 @@ test: build
 	@./scripts/format-check
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600
 	@$(MAKE) --no-print-directory test-asan
+	@./scripts/fuzz $(FUZZ_SMOKE_SECONDS)
 
 # The whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer.
 test-asan: deps
@@ -40,6 +41,14 @@ test-tsan: deps
 	@cmake --build $(BUILD)-tsan -j $(JOBS)
 	@cd $(BUILD)-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 		ctest --output-on-failure -j $(JOBS) --timeout 900
+
+# Each libFuzzer target (tests/fuzz) for FUZZ_SECONDS; make test runs them
+# for FUZZ_SMOKE_SECONDS each, so that they keep building and shallow
+# crashes show.
+FUZZ_SECONDS ?= 300
+FUZZ_SMOKE_SECONDS ?= 5
+fuzz: deps
+	@./scripts/fuzz $(FUZZ_SECONDS)
 
 # The fault suite's long run: make faults SECONDS=600 SEED=42 (root; the
 # seed is printed, so a failed run can be replayed).
