@@ -170,12 +170,29 @@ static int backlog_row(void *data, uint64_t seq, const char *type, const char *j
     return page->out->len >= PUSH_BATCH_BYTES;
 }
 
-/* Backlog older than the ring: one page from SQLite. */
+/* Backlog older than the ring: one page from SQLite. With a filter only
+ * the matching rows are read; once none is left below the ring, the cursor
+ * moves up to it, unless events after the cursor were pruned (then the
+ * caller's retention check ends the stream, never skipping it ahead). */
 static unsigned pull_store(struct push_sub *sub, struct buf *out)
 {
     struct backlog_page page = {sub, out, 0};
-    if (out->len < PUSH_BATCH_BYTES) {
-        store_events_scan(sub->hub->store, sub->cursor, PUSH_PAGE_EVENTS, backlog_row, &page);
+    struct push *p = sub->hub;
+    int exhausted = 0;
+    if (out->len >= PUSH_BATCH_BYTES) {
+        return 0;
+    }
+    if (sub->filter.n == 0) {
+        store_events_scan(p->store, sub->cursor, PUSH_PAGE_EVENTS, backlog_row, &page);
+        return page.n;
+    }
+    if (store_events_filtered(p->store, sub->cursor, p->ring_first, PUSH_PAGE_EVENTS, &sub->filter,
+                              backlog_row, &page, &exhausted) >= 0 &&
+        exhausted && sub->cursor + 1 < p->ring_first) {
+        uint64_t oldest = store_oldest_event(p->store);
+        if (oldest != 0 && oldest <= sub->cursor + 1) {
+            sub->cursor = p->ring_first - 1;
+        }
     }
     return page.n;
 }

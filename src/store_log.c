@@ -2,6 +2,8 @@
  * keys, cluster members and idempotency records. */
 #include "store_internal.h"
 
+#include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "type_filter.h"
@@ -196,6 +198,99 @@ int store_node_addresses(struct store *st, uint64_t id, char *raft, char *http, 
     }
     sqlite3_reset(s);
     return found;
+}
+
+/* The event types the log holds, each once: a skip-scan of the type index,
+ * one seek per type. */
+static int event_types(struct store *st, char (*types)[TYPE_FILTER_PREFIX], unsigned max)
+{
+    sqlite3_stmt *s = store_stmt(st, STORE_STMT_EVENT_TYPES);
+    unsigned n = 0;
+    int rv;
+    while ((rv = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *t = store_text(s, 0);
+        if (n == max || strlen(t) >= TYPE_FILTER_PREFIX) {
+            /* the code emits a few dozen types, each short */
+            sqlite3_reset(s);
+            snprintf(st->errmsg, sizeof st->errmsg, "more event types than %u, or a long one", max);
+            return -1;
+        }
+        strcpy(types[n++], t);
+    }
+    return store_scan_result(st, STORE_STMT_EVENT_TYPES, rv, (int)n);
+}
+
+/* The next row of @s: 1, or 0 at its end (@failed set on an error). */
+static int step(sqlite3_stmt *s, int *failed)
+{
+    int rv = sqlite3_step(s);
+    if (rv != SQLITE_ROW && rv != SQLITE_DONE) {
+        *failed = 1;
+    }
+    return rv == SQLITE_ROW;
+}
+
+int store_events_filtered(struct store *st, uint64_t after, uint64_t below, unsigned limit,
+                          const struct type_filter *filter, store_event_fn cb, void *data,
+                          int *exhausted)
+{
+    char types[STORE_EVENT_TYPES_MAX][TYPE_FILTER_PREFIX];
+    sqlite3_stmt *cur[STORE_EVENT_TYPES_MAX];
+    int live[STORE_EVENT_TYPES_MAX];
+    unsigned n_types, k = 0, i;
+    int n = 0, rv, stopped = 0, failed = 0;
+
+    *exhausted = 0;
+    store_read_begin(st);
+    rv = event_types(st, types, STORE_EVENT_TYPES_MAX);
+    if (rv < 0) {
+        return rv;
+    }
+    n_types = (unsigned)rv;
+    /* one cursor per matching type, each in seq order on the type index */
+    for (i = 0; i < n_types; i++) {
+        if (!type_filter_match(filter, types[i])) {
+            continue;
+        }
+        if (sqlite3_prepare_v2(st->db, store_sql_events_of_type, -1, &cur[k], NULL) != SQLITE_OK) {
+            snprintf(st->errmsg, sizeof st->errmsg, "events by type: %s", sqlite3_errmsg(st->db));
+            while (k > 0) {
+                sqlite3_finalize(cur[--k]);
+            }
+            return -1;
+        }
+        sqlite3_bind_text(cur[k], 1, types[i], -1, SQLITE_STATIC);
+        sqlite3_bind_int64(cur[k], 2, (int64_t)after);
+        sqlite3_bind_int64(cur[k], 3, below > 0 ? (int64_t)below : INT64_MAX);
+        k++;
+        live[k - 1] = step(cur[k - 1], &failed);
+    }
+    /* merge by seq: each row read is one handed on, but for one per type */
+    while ((unsigned)n < limit && !stopped && !failed) {
+        int best = -1;
+        for (i = 0; i < k; i++) {
+            if (live[i] && (best < 0 ||
+                            sqlite3_column_int64(cur[i], 0) < sqlite3_column_int64(cur[best], 0))) {
+                best = (int)i;
+            }
+        }
+        if (best < 0) {
+            *exhausted = 1;
+            break;
+        }
+        n++;
+        stopped = cb(data, (uint64_t)sqlite3_column_int64(cur[best], 0), store_text(cur[best], 1),
+                     store_text(cur[best], 2), (size_t)sqlite3_column_bytes(cur[best], 2)) != 0;
+        live[best] = step(cur[best], &failed);
+    }
+    for (i = 0; i < k; i++) {
+        sqlite3_finalize(cur[i]);
+    }
+    if (failed) {
+        snprintf(st->errmsg, sizeof st->errmsg, "events by type: %s", sqlite3_errmsg(st->db));
+        return -1;
+    }
+    return n;
 }
 
 /* ---- idempotency records ---- */

@@ -247,6 +247,13 @@ static void test_missing_backlog_waits_instead_of_spinning(void)
     CHECK_INT(out.len, 0);
     CHECK_INT(s.cursor, 0); /* never skipped ahead */
     CHECK(s.waiting);
+    push_unsubscribe(&s);
+    /* nor with a filter, which reads only matching rows and would find
+     * none left below the ring */
+    subscribe(&f->push, &s, 0, "directory.", no_wake);
+    CHECK_INT(push_pull(&s, &out), 0);
+    CHECK_INT(s.cursor, 0);
+    CHECK(s.waiting);
     buf_free(&out);
     push_unsubscribe(&s);
     fixture_close(f);
