@@ -6,7 +6,7 @@
 #include "api_views.h"
 #include "store.h"
 
-#define PARENTS_MAX_DEPTH 100000
+#define PARENTS_MAX_DEPTH 1024 /* a moved subtree can end below DOMAIN_MAX_DEPTH */
 
 static void directory_json(struct buf *out, const struct store_dir *row)
 {

@@ -22,6 +22,39 @@ static int sibling_write(struct domain_ctx *ctx, int rv, const char *name)
     return rv < 0 ? domain_store_failed(ctx) : 0;
 }
 
+/* Walk up from directory @from towards the root, at most DOMAIN_MAX_DEPTH
+ * steps: 1 when it meets @stop (NULL: none) on the way, 0 when it reaches
+ * the root, -1 with ctx->err set (409 when @from is deeper than
+ * DOMAIN_MAX_DEPTH; @what names the field in the message). */
+static int walk_up(struct domain_ctx *ctx, const char *from, const char *stop, const char *what)
+{
+    struct store_dir row;
+    char cur[128];
+    unsigned depth;
+    int rv;
+
+    util_copy(cur, sizeof cur, from);
+    for (depth = 0; depth < DOMAIN_MAX_DEPTH; depth++) {
+        if (stop != NULL && strcmp(cur, stop) == 0) {
+            return 1;
+        }
+        if (strcmp(cur, DOMAIN_ROOT_ID) == 0) {
+            return 0;
+        }
+        if ((rv = store_dir_get(ctx->store, cur, &row)) < 0) {
+            domain_store_failed(ctx);
+            return -1;
+        }
+        if (rv == 0 || row.parent[0] == '\0') {
+            return 0;
+        }
+        util_copy(cur, sizeof cur, row.parent);
+    }
+    err_set(&ctx->err, ERR_CONFLICT, "%s: directories nest at most %d levels below the root", what,
+            DOMAIN_MAX_DEPTH);
+    return -1;
+}
+
 int directory_create_check(const ProtobufCMessage *m, struct err *e)
 {
     const Varasto__DirectoryCreate *c = (const void *)m;
@@ -37,6 +70,9 @@ int directory_create_apply(struct domain_ctx *ctx, const ProtobufCMessage *m)
 
     if ((rv = domain_need_dir(ctx, c->parent, "Parent")) != 0) {
         return rv;
+    }
+    if (walk_up(ctx, c->parent, NULL, "Parent") < 0) {
+        return ctx->err.code;
     }
     rv = store_dir_insert(ctx->store, ctx->generated_id, ctx->time_ms, c->parent, c->name);
     if ((rv = sibling_write(ctx, rv, c->name)) != 0) {
@@ -132,28 +168,6 @@ int directory_change_sensitivity_apply(struct domain_ctx *ctx, const ProtobufCMe
                          "directory.SensitivityChanged");
 }
 
-/* Whether @target is @id or one of its descendants: walk up from @target
- * to the root. Returns 1, 0, or -1 with ctx->err set. */
-static int is_within(struct domain_ctx *ctx, const char *target, const char *id)
-{
-    struct store_dir row;
-    char cur[128];
-    unsigned depth;
-    int rv;
-
-    util_copy(cur, sizeof cur, target);
-    for (depth = 0; cur[0] != '\0' && depth < DOMAIN_MAX_TREE_DEPTH; depth++) {
-        if (strcmp(cur, id) == 0) {
-            return 1;
-        }
-        if ((rv = store_dir_get(ctx->store, cur, &row)) <= 0) {
-            return rv < 0 ? (domain_store_failed(ctx), -1) : 0;
-        }
-        util_copy(cur, sizeof cur, row.parent);
-    }
-    return 0;
-}
-
 int directory_move_apply(struct domain_ctx *ctx, const ProtobufCMessage *m)
 {
     const Varasto__DirectoryMove *c = (const void *)m;
@@ -169,7 +183,7 @@ int directory_move_apply(struct domain_ctx *ctx, const ProtobufCMessage *m)
         return err_set(&ctx->err, ERR_CONFLICT, "the root directory cannot be moved");
     }
     /* The new parent must not be the directory or one of its descendants. */
-    if ((rv = is_within(ctx, c->directory, c->id)) < 0) {
+    if ((rv = walk_up(ctx, c->directory, c->id, "Directory")) < 0) {
         return ctx->err.code;
     }
     if (rv == 1) {

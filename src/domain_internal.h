@@ -7,7 +7,10 @@
 #include "domain.h"
 
 #define DOMAIN_ROOT_ID "root"
-#define DOMAIN_MAX_TREE_DEPTH 100000
+/* How deep below the root a directory may be created or moved to: every
+ * walk up the tree (a create's, a move's cycle check) stops there, so no
+ * command reads more than this many rows of the tree (SPEC 7.3). */
+#define DOMAIN_MAX_DEPTH 256
 
 /* Record an event: store it with the next seq and keep it for the push hub.
  * @data is copied into the event's JSON. Returns 0 or ERR_INTERNAL. */

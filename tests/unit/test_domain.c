@@ -1,6 +1,10 @@
 /* Every command's validation and apply, and each invariant's rejection, run
  * through the real FSM and SQLite store. */
+#include <stdio.h>
+#include <string.h>
+
 #include "apply.h"
+#include "domain_internal.h"
 #include "testlib.h"
 
 static struct harness h;
@@ -10,6 +14,14 @@ static struct harness h;
 static long long q(const char *sql)
 {
     return harness_scalar(&h, sql);
+}
+
+/* The last command's response body, NUL-terminated. */
+static const char *last_body(void)
+{
+    buf_append(&h.fsm.result.body, "", 1);
+    h.fsm.result.body.len--;
+    return h.fsm.result.body.data;
 }
 
 static void test_root_exists(void)
@@ -76,6 +88,33 @@ static void test_directory_move(void)
     CHECK_INT(A("directory.Move", "{\"Id\":\"d5\",\"Directory\":\"root\"}", NULL), 409);
     CHECK_INT(A("directory.Move", "{\"Id\":\"d7\",\"Directory\":\"d6\"}", NULL), 200);
     CHECK_INT(q("SELECT COUNT(*) FROM directories WHERE id='d7' AND parent='d6'"), 1);
+}
+
+/* Directories nest at most DOMAIN_MAX_DEPTH below the root: a create or a
+ * move deeper is refused, so no walk up the tree reads more rows. */
+static void test_directory_depth_bound(void)
+{
+    char parent[16] = "root", id[16], body[96];
+    unsigned i;
+    for (i = 1; i <= DOMAIN_MAX_DEPTH; i++) {
+        snprintf(id, sizeof id, "z%u", i);
+        snprintf(body, sizeof body, "{\"Parent\":\"%s\",\"Name\":\"n\"}", parent);
+        CHECK_INT(A("directory.Create", body, id), 200);
+        memcpy(parent, id, sizeof parent);
+    }
+    snprintf(body, sizeof body, "{\"Parent\":\"%s\",\"Name\":\"n\"}", parent);
+    CHECK_INT(A("directory.Create", body, "ztoo"), 409);
+    CHECK(strstr(last_body(), "at most") != NULL);
+    /* into the deepest one, nothing moves; one level up, it may */
+    CHECK_INT(A("directory.Create", "{\"Parent\":\"root\",\"Name\":\"loose\"}", "zl"), 200);
+    snprintf(body, sizeof body, "{\"Id\":\"zl\",\"Directory\":\"%s\"}", parent);
+    CHECK_INT(A("directory.Move", body, NULL), 409);
+    snprintf(body, sizeof body, "{\"Id\":\"zl\",\"Directory\":\"z%u\"}", DOMAIN_MAX_DEPTH - 1);
+    CHECK_INT(A("directory.Move", body, NULL), 200);
+    /* the cycle check still holds at the bottom */
+    snprintf(body, sizeof body, "{\"Id\":\"z1\",\"Directory\":\"z%u\"}", DOMAIN_MAX_DEPTH - 1);
+    CHECK_INT(A("directory.Move", body, NULL), 409);
+    CHECK(strstr(last_body(), "descendant") != NULL);
 }
 
 static void test_directory_delete(void)
@@ -219,6 +258,7 @@ int main(void)
     RUN(test_directory_rename);
     RUN(test_directory_attributes);
     RUN(test_directory_move);
+    RUN(test_directory_depth_bound);
     RUN(test_directory_delete);
     RUN(test_collections);
     RUN(test_collection_tags);
