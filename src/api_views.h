@@ -29,9 +29,11 @@ int api_collection_view(struct store *st, const char *id, struct buf *out);
 void api_collection_json(struct buf *out, const struct store_coll *row, int close);
 
 /* GET /api_v2/events: events with seq > @after (at most @limit, matching
- * @types when not NULL) as a JSON array. Returns the number, or < 0. */
+ * @types when not NULL) as a JSON array. A filter looks at a bounded
+ * number of events: @scanned is where it stopped (the next page's after;
+ * 0 without a filter). Returns the number, or < 0. */
 int api_events_view(struct store *st, uint64_t after, unsigned limit,
-                    const struct type_filter *types, struct buf *out);
+                    const struct type_filter *types, struct buf *out, uint64_t *scanned);
 
 /* GET /api_v2/subscriptions: every durable subscription with its lag
  * behind @last_seq, as a JSON array. Returns the number, or < 0. */

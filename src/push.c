@@ -170,30 +170,34 @@ static int backlog_row(void *data, uint64_t seq, const char *type, const char *j
     return page->out->len >= PUSH_BATCH_BYTES;
 }
 
-/* Backlog older than the ring: one page from SQLite. With a filter only
- * the matching rows are read; once none is left below the ring, the cursor
- * moves up to it, unless events after the cursor were pruned (then the
- * caller's retention check ends the stream, never skipping it ahead). */
-static unsigned pull_store(struct push_sub *sub, struct buf *out)
+/* Backlog older than the ring: one page from SQLite. A filter looks at no
+ * more than PUSH_SCAN_BUDGET events (the type test in SQL), and moves the
+ * cursor over those that do not pass; never past events it cannot see
+ * (pruned ones: the caller's retention check ends the stream). @looked
+ * counts the events looked at. */
+static unsigned pull_store(struct push_sub *sub, struct buf *out, uint64_t *looked)
 {
     struct backlog_page page = {sub, out, 0};
     struct push *p = sub->hub;
-    int exhausted = 0;
+    uint64_t scanned, oldest, before = sub->cursor;
     if (out->len >= PUSH_BATCH_BYTES) {
         return 0;
     }
     if (sub->filter.n == 0) {
         store_events_scan(p->store, sub->cursor, PUSH_PAGE_EVENTS, backlog_row, &page);
+        *looked += page.n;
         return page.n;
     }
-    if (store_events_filtered(p->store, sub->cursor, p->ring_first, PUSH_PAGE_EVENTS, &sub->filter,
-                              backlog_row, &page, &exhausted) >= 0 &&
-        exhausted && sub->cursor + 1 < p->ring_first) {
-        uint64_t oldest = store_oldest_event(p->store);
-        if (oldest != 0 && oldest <= sub->cursor + 1) {
-            sub->cursor = p->ring_first - 1;
-        }
+    oldest = store_oldest_event(p->store);
+    if (oldest == 0 || oldest > sub->cursor + 1) {
+        return 0; /* pruned from under it: no progress, the caller sees it */
     }
+    if (store_events_filtered(p->store, sub->cursor, p->ring_first, PUSH_PAGE_EVENTS,
+                              PUSH_SCAN_BUDGET, &sub->filter, backlog_row, &page, &scanned) >= 0 &&
+        scanned > sub->cursor) {
+        sub->cursor = scanned;
+    }
+    *looked += sub->cursor - before;
     return page.n;
 }
 
@@ -202,7 +206,8 @@ unsigned push_pull(struct push_sub *sub, struct buf *out)
     struct push *p = sub->hub;
     unsigned n = 0;
     size_t start = out->len;
-    int stuck = 0;
+    uint64_t looked = 0;
+    int stuck = 0, more = 0;
 
     /* Bounded by bytes, and by a count of scanned events so that a filter
      * that matches nothing still returns to the loop regularly. */
@@ -210,12 +215,16 @@ unsigned push_pull(struct push_sub *sub, struct buf *out)
         uint64_t next = sub->cursor + 1;
         if (next < p->ring_first) {
             uint64_t before = sub->cursor;
-            n += pull_store(sub, out);
+            n += pull_store(sub, out, &looked);
             if (sub->cursor == before) {
                 /* Rows below ring_first are missing from SQLite (pruned,
                  * or the read failed): stop rather than spin. */
                 stuck = 1;
                 break;
+            }
+            if (looked >= PUSH_SCAN_BUDGET) {
+                more = sub->cursor < p->last_seq;
+                break; /* the loop's turn is over; on in the next iteration */
             }
             continue;
         }
@@ -246,6 +255,13 @@ unsigned push_pull(struct push_sub *sub, struct buf *out)
      * (callers pull again while a subscriber is not waiting). */
     if (n == 0 && (sub->cursor >= p->last_seq || stuck)) {
         sub->waiting = 1;
+    } else if (n == 0 && more) {
+        /* a filter looked at its budget of backlog and found nothing:
+         * woken again from the next loop iteration (push_wake_some) */
+        sub->waiting = 1;
+        if (p->on_backlog != NULL) {
+            p->on_backlog(p->on_backlog_data);
+        }
     }
     return n;
 }

@@ -19,6 +19,7 @@
 #define PUSH_BATCH_BYTES (64 * 1024) /* most bytes one pull appends */
 #define PUSH_PAGE_EVENTS 1000        /* backlog rows read per SQLite page */
 #define PUSH_WAKE_SLICE 64           /* subscribers woken per loop iteration */
+#define PUSH_SCAN_BUDGET 8192        /* backlog events one pull looks at */
 
 struct push_ring_slot {
     uint64_t seq;

@@ -258,7 +258,7 @@ int store_apikey_scope(struct store *st, const uint8_t token_hash[32], char *id,
 
 /* ---- the event log ---- */
 
-#define STORE_EVENT_TYPES_MAX 128
+#define STORE_SCAN_WINDOW 1024 /* seqs one step of a filtered read looks at */
 
 /* Called per event of a scan with borrowed text; 0 to go on, else stop. */
 typedef int (*store_event_fn)(void *data, uint64_t seq, const char *type, const char *json,
@@ -274,14 +274,14 @@ int store_events_scan(struct store *st, uint64_t after, unsigned limit, store_ev
 struct type_filter;
 
 /* Events with @after < seq < @below (0: no upper bound) whose type passes
- * @filter, in seq order, at most @limit, in the shared read transaction.
- * Bounded by what it returns: one cursor per matching type on the type
- * index, merged by seq, so rows that do not match are never read. Sets
- * @exhausted when no more such events exist (rather than @limit or @cb
- * stopping it). Returns the events passed to @cb, or < 0. */
+ * @filter, in seq order, at most @limit of them, looking at no more than
+ * about @budget events: windows of STORE_SCAN_WINDOW seqs on the primary
+ * key, the type test in SQL. *@scanned is where it stopped: every passing
+ * event in (@after, *@scanned] went to @cb (when @cb or @limit stops it,
+ * the seq of the last one). Returns the events passed to @cb, or < 0. */
 int store_events_filtered(struct store *st, uint64_t after, uint64_t below, unsigned limit,
-                          const struct type_filter *filter, store_event_fn cb, void *data,
-                          int *exhausted);
+                          unsigned budget, const struct type_filter *filter, store_event_fn cb,
+                          void *data, uint64_t *scanned);
 /* The oldest event kept (0 if none) and pruning up to @upto (inclusive);
  * prune returns the number removed or < 0. */
 uint64_t store_oldest_event(struct store *st);

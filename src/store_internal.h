@@ -58,7 +58,7 @@ enum store_stmt {
     STORE_STMT_KEY_BY_HASH,
     STORE_STMT_EVENT_INSERT,
     STORE_STMT_EVENT_PAGE,
-    STORE_STMT_EVENT_TYPES,
+    STORE_STMT_EVENT_LAST,
     STORE_STMT_EVENT_OLDEST,
     STORE_STMT_EVENT_PRUNE,
     STORE_STMT_SUB_INSERT,
@@ -85,10 +85,6 @@ extern const char *const store_sql[STORE_STMT__COUNT];
 /* Statement @id, reset and with bindings cleared, ready to bind. Releases
  * the row a get left held first (see struct store). */
 sqlite3_stmt *store_stmt(struct store *st, enum store_stmt id);
-
-/* One type's events in a seq range, on the type index: prepared once per
- * type a filtered read merges (store_events_filtered). */
-extern const char store_sql_events_of_type[];
 
 /* Reset the statement a get left on its row, if any. */
 void store_release(struct store *st);

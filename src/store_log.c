@@ -200,96 +200,81 @@ int store_node_addresses(struct store *st, uint64_t id, char *raft, char *http, 
     return found;
 }
 
-/* The event types the log holds, each once: a skip-scan of the type index,
- * one seek per type. */
-static int event_types(struct store *st, char (*types)[TYPE_FILTER_PREFIX], unsigned max)
+/* "... AND (substr(type, 1, length(?4)) = ?4 OR ...)": one bound
+ * parameter per prefix (the SQL holds placeholders only). */
+static sqlite3_stmt *filtered_stmt(struct store *st, const struct type_filter *filter)
 {
-    sqlite3_stmt *s = store_stmt(st, STORE_STMT_EVENT_TYPES);
-    unsigned n = 0;
-    int rv;
-    while ((rv = sqlite3_step(s)) == SQLITE_ROW) {
-        const char *t = store_text(s, 0);
-        if (n == max || strlen(t) >= TYPE_FILTER_PREFIX) {
-            /* the code emits a few dozen types, each short */
-            sqlite3_reset(s);
-            snprintf(st->errmsg, sizeof st->errmsg, "more event types than %u, or a long one", max);
-            return -1;
-        }
-        strcpy(types[n++], t);
+    char sql[256 + TYPE_FILTER_MAX * 48];
+    size_t n;
+    unsigned i;
+    sqlite3_stmt *s = NULL;
+    n = (size_t)snprintf(sql, sizeof sql,
+                         "SELECT seq, type, json FROM events WHERE seq > ?1 AND seq <= ?2 AND (");
+    for (i = 0; i < filter->n; i++) {
+        n += (size_t)snprintf(sql + n, sizeof sql - n, "%ssubstr(type, 1, length(?%u)) = ?%u",
+                              i > 0 ? " OR " : "", i + 3, i + 3);
     }
-    return store_scan_result(st, STORE_STMT_EVENT_TYPES, rv, (int)n);
-}
-
-/* The next row of @s: 1, or 0 at its end (@failed set on an error). */
-static int step(sqlite3_stmt *s, int *failed)
-{
-    int rv = sqlite3_step(s);
-    if (rv != SQLITE_ROW && rv != SQLITE_DONE) {
-        *failed = 1;
+    snprintf(sql + n, sizeof sql - n, ") ORDER BY seq");
+    if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) {
+        snprintf(st->errmsg, sizeof st->errmsg, "filtered events: %s", sqlite3_errmsg(st->db));
+        sqlite3_finalize(s);
+        return NULL;
     }
-    return rv == SQLITE_ROW;
+    for (i = 0; i < filter->n; i++) {
+        sqlite3_bind_text(s, (int)i + 3, filter->prefixes[i], -1, SQLITE_STATIC);
+    }
+    return s;
 }
 
 int store_events_filtered(struct store *st, uint64_t after, uint64_t below, unsigned limit,
-                          const struct type_filter *filter, store_event_fn cb, void *data,
-                          int *exhausted)
+                          unsigned budget, const struct type_filter *filter, store_event_fn cb,
+                          void *data, uint64_t *scanned)
 {
-    char types[STORE_EVENT_TYPES_MAX][TYPE_FILTER_PREFIX];
-    sqlite3_stmt *cur[STORE_EVENT_TYPES_MAX];
-    int live[STORE_EVENT_TYPES_MAX];
-    unsigned n_types, k = 0, i;
-    int n = 0, rv, stopped = 0, failed = 0;
+    sqlite3_stmt *s, *last = store_stmt(st, STORE_STMT_EVENT_LAST);
+    uint64_t end = 0, lo = after, looked = 0;
+    int n = 0, rv = SQLITE_DONE, stopped = 0;
 
-    *exhausted = 0;
+    *scanned = after;
     store_read_begin(st);
-    rv = event_types(st, types, STORE_EVENT_TYPES_MAX);
-    if (rv < 0) {
-        return rv;
+    if (sqlite3_step(last) == SQLITE_ROW) {
+        end = (uint64_t)sqlite3_column_int64(last, 0);
     }
-    n_types = (unsigned)rv;
-    /* one cursor per matching type, each in seq order on the type index */
-    for (i = 0; i < n_types; i++) {
-        if (!type_filter_match(filter, types[i])) {
-            continue;
-        }
-        if (sqlite3_prepare_v2(st->db, store_sql_events_of_type, -1, &cur[k], NULL) != SQLITE_OK) {
-            snprintf(st->errmsg, sizeof st->errmsg, "events by type: %s", sqlite3_errmsg(st->db));
-            while (k > 0) {
-                sqlite3_finalize(cur[--k]);
-            }
-            return -1;
-        }
-        sqlite3_bind_text(cur[k], 1, types[i], -1, SQLITE_STATIC);
-        sqlite3_bind_int64(cur[k], 2, (int64_t)after);
-        sqlite3_bind_int64(cur[k], 3, below > 0 ? (int64_t)below : INT64_MAX);
-        k++;
-        live[k - 1] = step(cur[k - 1], &failed);
+    sqlite3_reset(last);
+    if (below > 0 && below - 1 < end) {
+        end = below - 1;
     }
-    /* merge by seq: each row read is one handed on, but for one per type */
-    while ((unsigned)n < limit && !stopped && !failed) {
-        int best = -1;
-        for (i = 0; i < k; i++) {
-            if (live[i] && (best < 0 ||
-                            sqlite3_column_int64(cur[i], 0) < sqlite3_column_int64(cur[best], 0))) {
-                best = (int)i;
-            }
-        }
-        if (best < 0) {
-            *exhausted = 1;
-            break;
-        }
-        n++;
-        stopped = cb(data, (uint64_t)sqlite3_column_int64(cur[best], 0), store_text(cur[best], 1),
-                     store_text(cur[best], 2), (size_t)sqlite3_column_bytes(cur[best], 2)) != 0;
-        live[best] = step(cur[best], &failed);
+    if (filter->n == 0 || lo >= end || limit == 0) {
+        *scanned = lo > end ? lo : end;
+        return 0;
     }
-    for (i = 0; i < k; i++) {
-        sqlite3_finalize(cur[i]);
-    }
-    if (failed) {
-        snprintf(st->errmsg, sizeof st->errmsg, "events by type: %s", sqlite3_errmsg(st->db));
+    if ((s = filtered_stmt(st, filter)) == NULL) {
         return -1;
     }
+    while (lo < end && looked < budget && !stopped) {
+        uint64_t hi = end - lo > STORE_SCAN_WINDOW ? lo + STORE_SCAN_WINDOW : end;
+        sqlite3_bind_int64(s, 1, (int64_t)lo);
+        sqlite3_bind_int64(s, 2, (int64_t)hi);
+        while (!stopped && (rv = sqlite3_step(s)) == SQLITE_ROW) {
+            uint64_t seq = (uint64_t)sqlite3_column_int64(s, 0);
+            n++;
+            stopped = cb(data, seq, store_text(s, 1), store_text(s, 2),
+                         (size_t)sqlite3_column_bytes(s, 2)) != 0 ||
+                      (unsigned)n >= limit;
+            *scanned = seq;
+        }
+        sqlite3_reset(s);
+        if (rv != SQLITE_ROW && rv != SQLITE_DONE) {
+            snprintf(st->errmsg, sizeof st->errmsg, "filtered events: %s", sqlite3_errmsg(st->db));
+            sqlite3_finalize(s);
+            return -1;
+        }
+        if (!stopped) {
+            *scanned = hi;
+        }
+        looked += hi - lo;
+        lo = hi;
+    }
+    sqlite3_finalize(s);
     return n;
 }
 

@@ -27,7 +27,6 @@ const char store_schema[] =
     "  created INTEGER NOT NULL, scope TEXT NOT NULL DEFAULT 'write');"
     "CREATE TABLE IF NOT EXISTS events ("
     "  seq INTEGER PRIMARY KEY, type TEXT NOT NULL, json TEXT NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS events_type ON events(type, seq);"
     "CREATE TABLE IF NOT EXISTS idempotency ("
     "  key TEXT PRIMARY KEY, hash BLOB NOT NULL, time_ms INTEGER NOT NULL,"
     "  status INTEGER NOT NULL, body TEXT NOT NULL);"
@@ -41,9 +40,6 @@ const char store_schema[] =
     "CREATE TABLE IF NOT EXISTS applied ("
     "  id INTEGER PRIMARY KEY CHECK (id = 1), idx INTEGER NOT NULL, seq INTEGER NOT NULL);"
     "INSERT OR IGNORE INTO applied(id, idx, seq) VALUES(1, 0, 0);";
-
-const char store_sql_events_of_type[] =
-    "SELECT seq, type, json FROM events WHERE type = ?1 AND seq > ?2 AND seq < ?3 ORDER BY seq";
 
 #define DIR_COLS "id, created, parent, name, description, type, sensitivity"
 #define COLL_COLS "id, created, directory, name, description, sensitivity, rating, head"
@@ -123,11 +119,7 @@ const char *const store_sql[STORE_STMT__COUNT] = {
     [STORE_STMT_EVENT_INSERT] = "INSERT INTO events(seq, type, json) VALUES(?, ?, ?)",
     [STORE_STMT_EVENT_PAGE] =
         "SELECT seq, type, json FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
-    /* each type once, by one seek per type on events_type */
-    [STORE_STMT_EVENT_TYPES] =
-        "WITH RECURSIVE t(x) AS (SELECT MIN(type) FROM events UNION ALL "
-        "SELECT (SELECT MIN(type) FROM events WHERE type > t.x) FROM t WHERE t.x IS NOT NULL) "
-        "SELECT x FROM t WHERE x IS NOT NULL",
+    [STORE_STMT_EVENT_LAST] = "SELECT MAX(seq) FROM events",
     [STORE_STMT_IDEM_GET] = "SELECT hash, status, body FROM idempotency WHERE key = ?",
     [STORE_STMT_IDEM_PUT] = "INSERT OR REPLACE INTO idempotency(key, hash, time_ms, status, body) "
                             "VALUES(?, ?, ?, ?, ?)",

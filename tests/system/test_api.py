@@ -238,8 +238,11 @@ def test_apikeys(s):
     check(again.header("idempotent-replayed") == "true")
     check("Token" not in again.json() and again.json()["Id"] == kid, again)
     # the event never carries the token
-    evs = n.request("GET", "/api_v2/events?types=apikey.").json()
+    r = n.request("GET", "/api_v2/events?types=apikey.")
+    evs = r.json()
     check(evs[0]["Data"] == {"Id": kid, "Name": "ci", "Scope": "write"}, evs)
+    # a filtered page says how far it looked: here, the whole log
+    check(r.header("x-varasto-scanned") == r.header("x-varasto-seq"), r.headers)
     check(token not in str(n.request("GET", "/api_v2/events").body))
     expect(n.command("apikey.Remove", {"Id": kid}), 200)
     expect(n.request("GET", "/api_v2/directories/root", token=token), 401, "unauthorized")

@@ -13,6 +13,7 @@ static void test_events_page(void)
     struct harness h;
     struct type_filter f;
     struct buf out;
+    uint64_t scanned;
     cJSON *arr;
     harness_open(&h);
     harness_apply(&h, "directory.Create", "{\"Parent\":\"root\",\"Name\":\"a\"}", "d1", NULL);
@@ -21,7 +22,7 @@ static void test_events_page(void)
     harness_apply(&h, "collection.Tag", "{\"Id\":\"c1\",\"Tag\":\"t\"}", NULL, NULL);
 
     buf_init(&out);
-    CHECK_INT(api_events_view(&h.store, 0, 100, NULL, &out), 4);
+    CHECK_INT(api_events_view(&h.store, 0, 100, NULL, &out, &scanned), 4);
     arr = cJSON_Parse(out.data);
     CHECK(cJSON_IsArray(arr));
     CHECK_INT(cJSON_GetArraySize(arr), 4);
@@ -31,16 +32,17 @@ static void test_events_page(void)
     cJSON_Delete(arr);
 
     out.len = 0;
-    CHECK_INT(api_events_view(&h.store, 1, 2, NULL, &out), 2);
+    CHECK_INT(api_events_view(&h.store, 1, 2, NULL, &out, &scanned), 2);
     CHECK_CONTAINS(out.data, "\"Seq\":2");
     CHECK_CONTAINS(out.data, "\"Seq\":3");
 
     type_filter_parse(&f, "collection.");
     out.len = 0;
-    CHECK_INT(api_events_view(&h.store, 0, 1, &f, &out), 1);
+    CHECK_INT(api_events_view(&h.store, 0, 1, &f, &out, &scanned), 1);
     CHECK_CONTAINS(out.data, "collection.Created");
+    CHECK_INT(scanned, 2); /* stopped at the limit, right after the match */
     out.len = 0;
-    CHECK_INT(api_events_view(&h.store, 4, 10, NULL, &out), 0);
+    CHECK_INT(api_events_view(&h.store, 4, 10, NULL, &out, &scanned), 0);
     CHECK_STR(out.data, "[]");
     buf_free(&out);
     harness_close(&h);

@@ -348,6 +348,43 @@ static void test_filter_skips_and_advances(void)
     fixture_close(f);
 }
 
+/* A filter over a backlog that holds nothing for it: each pull looks at a
+ * bounded number of events, moves the cursor over them and asks to be
+ * woken from the next loop iteration, until it reaches what it wants. */
+static void test_filtered_backlog_is_bounded_per_pull(void)
+{
+    struct fixture *f = fixture_open();
+    struct push_sub s;
+    struct buf out;
+    unsigned pulls = 0, calls_before;
+
+    f->h.fsm.observer.on_commit = NULL;
+    create_dirs(&f->h, "old", 3 * PUSH_SCAN_BUDGET / 2);
+    describe_root(&f->h, 1); /* the one event the filter passes, still below the ring */
+    push_init(&f->push, &f->h.store, f->h.fsm.last_seq);
+    f->push.on_backlog = on_backlog;
+    f->push.on_backlog_data = f;
+    f->h.fsm.observer.on_commit = on_commit;
+    subscribe(&f->push, &s, 0, "directory.Desc", no_wake);
+    buf_init(&out);
+    calls_before = f->backlog_calls;
+    CHECK_INT(push_pull(&s, &out), 0);
+    CHECK(s.waiting);
+    CHECK(s.cursor >= PUSH_SCAN_BUDGET && s.cursor < (uint64_t)3 * PUSH_SCAN_BUDGET / 2);
+    CHECK_INT(f->backlog_calls, calls_before + 1);
+    while (seen.n == 0 && pulls < 10) {
+        s.waiting = 0; /* what push_wake_some does */
+        push_pull(&s, &out);
+        pulls++;
+    }
+    CHECK_INT(seen.n, 1);
+    CHECK_INT(seen.seq[0], 3 * PUSH_SCAN_BUDGET / 2 + 1);
+    CHECK(pulls <= 2);
+    buf_free(&out);
+    push_unsubscribe(&s);
+    fixture_close(f);
+}
+
 static unsigned wakes;
 static void count_wake(struct push_sub *s)
 {
@@ -561,6 +598,7 @@ int main(void)
     RUN(test_missing_backlog_waits_instead_of_spinning);
     RUN(test_batch_bytes_bound);
     RUN(test_filter_skips_and_advances);
+    RUN(test_filtered_backlog_is_bounded_per_pull);
     RUN(test_wake_once);
     RUN(test_wake_budget_and_backlog);
     RUN(test_reset_after_restore);
