@@ -1,14 +1,19 @@
 /* Endpoints nodes use among themselves, each request signed with the
- * cluster key (http.c checks it by route, peer_auth.h): POST /internal/apply appends a follower's
- * framed commands and answers with the index of the entry that carries them; POST /internal/barrier
- * gives a follower a read index. */
+ * cluster key (http.c checks it by route, peer_auth.h): POST
+ * /internal/apply appends a follower's framed commands and answers with
+ * the index of the entry that carries them; POST /internal/barrier gives a
+ * follower a read index. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
 #include "cluster.h"
 #include "entry.h"
+#include "forward_batch.h"
 #include "submit.h"
+
+_Static_assert(FORWARD_BODY_MAX <= HTTP_MAX_ENTITY,
+               "a follower's forwarded batch must fit what the leader reads");
 
 /* POST /internal/apply: commands from a follower (frames back to back),
  * appended here verbatim, in one entry with the rest of this loop

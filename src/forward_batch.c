@@ -201,7 +201,9 @@ void forward_batch_add(struct forward_batcher *fb, const char *http_addr, struct
     struct forward_batch *b = fb->open;
     size_t body_len, ops_len;
 
-    if (b != NULL && strcmp(b->addr, http_addr) != 0) {
+    /* another leader, or a body that would pass what the leader reads */
+    if (b != NULL &&
+        (strcmp(b->addr, http_addr) != 0 || b->body.len + buf.len > FORWARD_BODY_MAX)) {
         forward_batch_flush(fb);
         b = NULL;
     }

@@ -17,6 +17,9 @@
 #include "queue.h"
 
 #define FORWARD_BATCH_BYTES (512 * 1024)
+/* The most one forward may carry: what the leader reads of a body
+ * (http.h HTTP_MAX_ENTITY; api_internal.c checks they agree). */
+#define FORWARD_BODY_MAX (1024 * 1024 + 4096)
 
 struct forward;
 struct forward_batch;

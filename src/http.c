@@ -12,9 +12,10 @@
 #include "log.h"
 #include "util.h"
 
-/* h2o's own limit sits above ours so that bodies between 1 MiB and this get
- * our JSON 413 from the handler rather than h2o's plain-text one. */
-#define H2O_ENTITY_LIMIT (8 * 1024 * 1024)
+/* Where h2o's errordoc filter fetches the body of a 413 it made itself
+ * (a body past HTTP_MAX_BODY): our JSON error instead of its plain text. */
+#define TOO_LARGE_DOC "/.varasto/413"
+static h2o_errordoc_t too_large_doc = {413, {TOO_LARGE_DOC, sizeof TOO_LARGE_DOC - 1}};
 /* How long connections may take to finish their responses at shutdown. */
 #define HTTP_END_GRACE_MS 1000
 
@@ -271,6 +272,10 @@ static int peer_request_valid(struct http_server *s, h2o_req_t *req, const char 
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     struct http_server *s = ((struct app_handler *)self)->server;
+    if (h2o_memis(req->path.base, req->path.len, H2O_STRLIT(TOO_LARGE_DOC))) {
+        http_reply_error(req, ERR_TOO_LARGE, "request body over %d bytes", HTTP_MAX_BODY);
+        return 0;
+    }
     size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
     char *params[HTTP_MAX_PARAMS] = {NULL, NULL};
     char authorization[HTTP_AUTH_HEADER_MAX];
@@ -404,13 +409,18 @@ int http_start(struct http_server *s, uv_loop_t *loop, const char *addr,
         return ERR_UNAVAILABLE;
     }
     h2o_config_init(&s->config);
-    s->config.max_request_entity_size = H2O_ENTITY_LIMIT;
+    /* h2o refuses a body past the limit as soon as it knows (a
+     * Content-Length over it, before reading any; a chunked one once it
+     * passes), with a plain-text 413 that errordoc turns into ours */
+    s->config.max_request_entity_size = HTTP_MAX_ENTITY;
     /* SPEC 7.2: cleartext is HTTP/1.1 only (no Upgrade: h2c, no prior
      * knowledge); HTTP/2 comes with TLS, by ALPN */
     s->config.http1.upgrade_to_http2 = 0;
     s->config.server_name = h2o_iovec_init(H2O_STRLIT("varasto"));
     hostconf = h2o_config_register_host(&s->config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     pathconf = h2o_config_register_path(hostconf, "/", 0);
+    h2o_errordoc_register(pathconf, &too_large_doc, 1);
+    h2o_errordoc_register(&hostconf->fallback_path, &too_large_doc, 1);
     handler = (struct app_handler *)h2o_create_handler(pathconf, sizeof *handler);
     handler->super.on_req = on_req;
     handler->server = s;

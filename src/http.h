@@ -13,6 +13,11 @@
 #include "queue.h"
 
 #define HTTP_MAX_BODY (1024 * 1024) /* SPEC §2: larger bodies get 413 */
+/* What h2o reads of a body at most before it answers 413 itself: a client
+ * body over HTTP_MAX_BODY is refused by the handler within this slack; a
+ * follower's forwarded batch stays within it (one command's log entry is
+ * its body's protobuf and at most a few hundred bytes more). */
+#define HTTP_MAX_ENTITY (HTTP_MAX_BODY + 4096)
 #define HTTP_MAX_PARAMS 2
 
 struct api;

@@ -70,7 +70,7 @@ static void recorded(void *data, const struct submit_result *r)
 
 static void change_error(struct member_op *op, int status, const char *what)
 {
-    char message[256];
+    char message[320], busy[160] = "another membership change is in progress";
     enum err_code code = status == RAFT_CANTCHANGE || status == RAFT_DUPLICATEID ||
                                  status == RAFT_DUPLICATEADDRESS || status == RAFT_BADID
                              ? ERR_CONFLICT
@@ -83,9 +83,19 @@ static void change_error(struct member_op *op, int status, const char *what)
                  what, (unsigned long long)r->configuration_uncommitted_index,
                  (unsigned long long)r->commit_index,
                  (unsigned long long)(r->state == RAFT_LEADER ? r->leader_state.promotee_id : 0));
+        /* a promotion holds every other change until the node has caught
+         * up or raft gives up on it: up to rounds x duration (the 30 s and
+         * more of the long runs: a re-joined node that could not catch up) */
+        if (r->state == RAFT_LEADER && r->leader_state.promotee_id != 0) {
+            snprintf(busy, sizeof busy,
+                     "node %llu is catching up to become a voter (raft allows it %u rounds "
+                     "of up to %u ms); retry",
+                     (unsigned long long)r->leader_state.promotee_id, r->max_catch_up_rounds,
+                     r->max_catch_up_round_duration);
+        }
     }
     snprintf(message, sizeof message, "%s: %s", what,
-             status == RAFT_CANTCHANGE ? "another membership change is in progress"
+             status == RAFT_CANTCHANGE ? busy
              : status == RAFT_NOTFOUND ? "no other voting member is reachable; retry"
                                        : raft_strerror(status));
     op_fail(op, code, message);

@@ -1,6 +1,7 @@
 """A three-node cluster on loopback: any node takes any command, conflicts
 are decided by the log, a leader's death loses nothing acknowledged, and a
 lost quorum answers 503 in bounded time while local reads go on."""
+import json
 import os
 import signal
 import struct
@@ -8,8 +9,8 @@ import threading
 import time
 
 import peer
-from harness import (TOKEN, Suite, all_events, check, create_with_retries, expect, leader_of,
-                     wait_until)
+from harness import (TOKEN, Suite, all_events, check, create_with_retries, expect, free_port,
+                     leader_of, wait_until)
 
 
 def test_any_node_takes_commands(s):
@@ -203,6 +204,65 @@ def test_quorum_loss(s):
              if e["Type"] == "directory.Created"]
     if "after" in names:
         check("may" in r.json()["Error"], r.json())
+
+
+def test_big_commands_through_a_follower(s):
+    """Commands near the 1 MiB body limit, many at once through a follower:
+    its forwards to the leader stay within what the leader reads (each
+    batch flushed before it would pass it), so every one is applied."""
+    nodes = s.cluster(3)
+    leader = leader_of(nodes)
+    follower = [n for n in nodes if n is not leader][0]
+    d = expect(leader.command("directory.Create", {"Parent": "root", "Name": "big"}), 200)
+    colls = [expect(leader.command("collection.Create", {"ParentDir": d.json()["Id"],
+                                                         "Name": "c%d" % i}), 200).json()["Id"]
+             for i in range(16)]
+    files = [{"Path": ("p%04d-" % i) + "x" * 195, "Sha256": "0" * 64,
+              "Created": "2026-01-01T00:00:00.000Z", "Modified": "2026-01-01T00:00:00.000Z",
+              "Size": 10, "BlobRefs": ["r1"]} for i in range(2400)]
+    results = {}
+
+    def commit(c):
+        # alternately ~0.45 and ~0.8 MiB of log entry: a batch that holds a
+        # small one and then a big one would pass the leader's limit
+        n = 1400 if colls.index(c) % 2 == 0 else 2400
+        body = {"ID": "cs1", "Parent": "", "Created": "2026-01-01T00:00:00.000Z",
+                "FilesCreated": files[:n], "FilesUpdated": [], "FilesDeleted": []}
+        raw = json.dumps(body).encode()
+        results[c] = (len(raw), follower.client().request(
+            "POST", "/api_v2/collections/%s/changesets" % c, raw=raw, timeout=30).status)
+    threads = [threading.Thread(target=commit, args=(c,)) for c in colls]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    check(all(size < 1024 * 1024 for size, _ in results.values()), results)
+    check(all(status == 200 for _, status in results.values()), results)
+    for c in colls:
+        check(leader.request("GET", "/api_v2/collections/" + c).json()["Head"] == "cs1", c)
+
+
+def test_change_during_a_promotion_says_what_it_waits_for(s):
+    """A node added as a voter that cannot catch up (nothing listens at its
+    raft address) holds other membership changes back while raft runs its
+    catch-up rounds: they get 409 naming the node being promoted."""
+    nodes = s.cluster(3)
+    leader = leader_of(nodes)
+    answered = {}
+
+    def add():
+        answered["add"] = leader.client().command(
+            "cluster.AddNode", {"Id": 7, "RaftAddress": "127.0.0.1:%d" % free_port(),
+                                "HttpAddress": "127.0.0.1:%d" % free_port(), "Role": "voter"},
+            timeout=90).status
+    t = threading.Thread(target=add, daemon=True)
+    t.start()
+    r = wait_until(lambda: (lambda r: r if r.status == 409 else None)(
+        leader.command("cluster.RemoveNode", {"Id": 7})), 20, interval=0.2,
+        what="a change refused while node 7 is promoted")
+    check("node 7 is catching up to become a voter" in r.json()["Error"], r.json())
+    check(leader.command("directory.Create", {"Parent": "root", "Name": "meanwhile"}).status
+          == 200)
 
 
 def test_membership_views_and_linearizable_reads(s):
@@ -719,7 +779,8 @@ def test_standby_stop_with_a_command_awaiting_apply(s):
 
 
 if __name__ == "__main__":
-    Suite().run([test_any_node_takes_commands, test_membership_views_and_linearizable_reads,
+    Suite().run([test_big_commands_through_a_follower,
+                 test_change_during_a_promotion_says_what_it_waits_for, test_any_node_takes_commands, test_membership_views_and_linearizable_reads,
                  test_linearizable_reads_under_writes,
                  test_membership_changes,
                  test_join_node_restarted_before_it_was_added,
