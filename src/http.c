@@ -16,6 +16,31 @@
  * (a body past HTTP_MAX_BODY): our JSON error instead of its plain text. */
 #define TOO_LARGE_DOC "/.varasto/413"
 static h2o_errordoc_t too_large_doc = {413, {TOO_LARGE_DOC, sizeof TOO_LARGE_DOC - 1}};
+
+/* h2o 2.2.5's errordoc filter has no dispose: its list of documents and
+ * their copied URLs outlive h2o_config_dispose. This is that filter's
+ * layout (lib/handler/errordoc.c, unchanged since 2015), freed here. */
+struct errordoc_filter {
+    h2o_filter_t super;
+    H2O_VECTOR(h2o_errordoc_t) errordocs;
+};
+
+static void errordoc_dispose(h2o_filter_t *filter)
+{
+    struct errordoc_filter *f = (struct errordoc_filter *)filter;
+    size_t i;
+    for (i = 0; i < f->errordocs.size; i++) {
+        free(f->errordocs.entries[i].url.base);
+    }
+    free(f->errordocs.entries);
+}
+
+static void errordoc_add(h2o_pathconf_t *pathconf)
+{
+    h2o_errordoc_register(pathconf, &too_large_doc, 1);
+    /* h2o_create_filter puts a new filter first */
+    pathconf->filters.entries[0]->dispose = errordoc_dispose;
+}
 /* How long connections may take to finish their responses at shutdown. */
 #define HTTP_END_GRACE_MS 1000
 
@@ -419,8 +444,8 @@ int http_start(struct http_server *s, uv_loop_t *loop, const char *addr,
     s->config.server_name = h2o_iovec_init(H2O_STRLIT("varasto"));
     hostconf = h2o_config_register_host(&s->config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     pathconf = h2o_config_register_path(hostconf, "/", 0);
-    h2o_errordoc_register(pathconf, &too_large_doc, 1);
-    h2o_errordoc_register(&hostconf->fallback_path, &too_large_doc, 1);
+    errordoc_add(pathconf);
+    errordoc_add(&hostconf->fallback_path);
     handler = (struct app_handler *)h2o_create_handler(pathconf, sizeof *handler);
     handler->super.on_req = on_req;
     handler->server = s;
