@@ -326,6 +326,15 @@ static int start_transfer(struct member_op *op, uint64_t target)
     return 0;
 }
 
+/* Whether raft would refuse a change now (RAFT_CANTCHANGE). Asked before
+ * raft_add and raft_remove: libraft 0.22.1 encodes the new configuration
+ * before it finds it cannot submit it, and leaks the encoding then. */
+static int change_pending(const struct raft *r)
+{
+    return r->state == RAFT_LEADER &&
+           (r->configuration_uncommitted_index != 0 || r->leader_state.promotee_id != 0);
+}
+
 static void run(struct member_op *op)
 {
     struct membership *m = op->m;
@@ -358,7 +367,8 @@ static void run(struct member_op *op)
             }
             rv = raft_assign(r, &op->change, cmd->id, cmd->role, assign_cb);
         } else {
-            rv = raft_add(r, &op->change, cmd->id, cmd->raft_addr, add_cb);
+            rv = change_pending(r) ? RAFT_CANTCHANGE
+                                   : raft_add(r, &op->change, cmd->id, cmd->raft_addr, add_cb);
         }
         if (rv != 0) {
             change_error(op, rv, "adding the node failed");
@@ -376,7 +386,7 @@ static void run(struct member_op *op)
             }
             return;
         }
-        rv = raft_remove(r, &op->change, cmd->id, remove_cb);
+        rv = change_pending(r) ? RAFT_CANTCHANGE : raft_remove(r, &op->change, cmd->id, remove_cb);
         if (rv != 0) {
             change_error(op, rv, "removing the node failed");
         }
