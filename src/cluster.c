@@ -256,7 +256,7 @@ int cluster_dir_pristine(const struct config *config)
 }
 
 int cluster_start(struct cluster *c, uv_loop_t *loop, const struct config *config, struct fsm *fsm,
-                  const struct peer_keys *keys)
+                  const struct peer_keys *keys, SSL_CTX *peer_tls)
 {
     struct raft_configuration conf;
     unsigned i;
@@ -271,7 +271,7 @@ int cluster_start(struct cluster *c, uv_loop_t *loop, const struct config *confi
         snprintf(c->errmsg, sizeof c->errmsg, "cannot create %s: %s", c->raft_dir, strerror(errno));
         return ERR_INTERNAL;
     }
-    rv = transport_init(&c->transport, loop, keys, cluster_peer_is_member_cb, c);
+    rv = transport_init(&c->transport, loop, keys, peer_tls, cluster_peer_is_member_cb, c);
     if (rv != 0) {
         snprintf(c->errmsg, sizeof c->errmsg, "raft transport: %s", raft_strerror(rv));
         return ERR_INTERNAL;

@@ -71,10 +71,11 @@ struct cluster {
 int cluster_dir_pristine(const struct config *config);
 
 /* Set up raft over @fsm with data under config->data_dir/raft, bootstrap on a
- * directory without a term unless told to --join, and start. Returns 0, or ERR_INTERNAL with
- * c->errmsg set. */
+ * directory without a term unless told to --join, and start; raft's
+ * connections use mutual TLS with @peer_tls (borrowed; NULL: none). Returns
+ * 0, or ERR_INTERNAL with c->errmsg set. */
 int cluster_start(struct cluster *c, uv_loop_t *loop, const struct config *config, struct fsm *fsm,
-                  const struct peer_keys *keys);
+                  const struct peer_keys *keys, SSL_CTX *peer_tls);
 
 /* Whether this node is the raft leader now. */
 int cluster_is_leader(struct cluster *c);

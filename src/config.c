@@ -208,6 +208,26 @@ static int config_set(struct config *c, const char *key, const char *value, char
     if (strcmp(key, "token-file") == 0) {
         return copy_str(c->token_file, sizeof c->token_file, value, key, err, err_size);
     }
+    {
+        static const struct {
+            const char *key;
+            size_t offset;
+        } paths[] = {
+            {"tls-cert", offsetof(struct config, tls_cert)},
+            {"tls-key", offsetof(struct config, tls_key)},
+            {"tls-client-ca", offsetof(struct config, tls_client_ca)},
+            {"peer-tls-cert", offsetof(struct config, peer_tls_cert)},
+            {"peer-tls-key", offsetof(struct config, peer_tls_key)},
+            {"peer-tls-ca", offsetof(struct config, peer_tls_ca)},
+        };
+        size_t i;
+        for (i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+            if (strcmp(key, paths[i].key) == 0) {
+                return copy_str((char *)c + paths[i].offset, CONFIG_PATH_MAX, value, key, err,
+                                err_size);
+            }
+        }
+    }
     /* --retention-holds-subscriptions is the flag's first name, still taken */
     if (strcmp(key, "retain-holds-subscriptions") == 0 ||
         strcmp(key, "retention-holds-subscriptions") == 0) {
@@ -319,6 +339,34 @@ static int config_read_file(struct config *c, const char *path, char *err, size_
     return 0;
 }
 
+/* The TLS flags come in sets: a certificate with its key; the peer set
+ * whole; client certificates only with HTTPS, and only with peer TLS, whose
+ * certificate a node presents when it forwards to another's HTTPS port. */
+static int check_tls(const struct config *c, char *err, size_t err_size)
+{
+    int peer = (c->peer_tls_cert[0] != '\0') + (c->peer_tls_key[0] != '\0') +
+               (c->peer_tls_ca[0] != '\0');
+    if ((c->tls_cert[0] == '\0') != (c->tls_key[0] == '\0')) {
+        snprintf(err, err_size, "--tls-cert and --tls-key go together");
+        return -1;
+    }
+    if (peer != 0 && peer != 3) {
+        snprintf(err, err_size, "--peer-tls-cert, --peer-tls-key and --peer-tls-ca go together");
+        return -1;
+    }
+    if (c->tls_client_ca[0] != '\0' && c->tls_cert[0] == '\0') {
+        snprintf(err, err_size, "--tls-client-ca needs --tls-cert and --tls-key");
+        return -1;
+    }
+    if (c->tls_client_ca[0] != '\0' && peer == 0) {
+        snprintf(err, err_size,
+                 "--tls-client-ca needs --peer-tls-cert, --peer-tls-key and --peer-tls-ca "
+                 "(nodes forward to each other's HTTPS port with their peer certificate)");
+        return -1;
+    }
+    return 0;
+}
+
 static int parse_args(struct config *c, int argc, char **argv, char *err, size_t err_size)
 {
     const char *config_file = NULL;
@@ -390,6 +438,9 @@ static int parse_args(struct config *c, int argc, char **argv, char *err, size_t
             snprintf(err, err_size, "--id %llu is not in --cluster", (unsigned long long)c->id);
             return -1;
         }
+    }
+    if (check_tls(c, err, err_size) != 0) {
+        return -1;
     }
     return resolve_http_advertise(c, err, err_size);
 }

@@ -34,6 +34,14 @@ struct config {
     unsigned min_seq_timeout_ms;    /* default wait for ?min_seq */
     unsigned command_timeout_ms;    /* how long a command may wait for commit */
     unsigned max_connections;       /* open client connections; past it, closed at once */
+    /* SPEC 7.2: HTTPS for clients ("" for plain HTTP/1.1) */
+    char tls_cert[CONFIG_PATH_MAX];
+    char tls_key[CONFIG_PATH_MAX];
+    char tls_client_ca[CONFIG_PATH_MAX]; /* client certificates required */
+    /* SPEC 7.1: mutual TLS between nodes (all three or none) */
+    char peer_tls_cert[CONFIG_PATH_MAX];
+    char peer_tls_key[CONFIG_PATH_MAX];
+    char peer_tls_ca[CONFIG_PATH_MAX];
     int log_level;
 };
 

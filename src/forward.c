@@ -213,11 +213,14 @@ static int socket_function(CURL *easy, curl_socket_t fd, int what, void *userp, 
     return 0;
 }
 
-int forward_init(struct forward *f, uv_loop_t *loop, struct peer_http *peer)
+int forward_init(struct forward *f, uv_loop_t *loop, struct peer_http *peer,
+                 const struct forward_tls *tls)
 {
     memset(f, 0, sizeof *f);
     f->loop = loop;
     f->peer = peer;
+    static const struct forward_tls plain = {0, NULL, NULL, NULL};
+    f->tls = tls != NULL ? tls : &plain;
     queue_init(&f->requests);
     queue_init(&f->sockets);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
@@ -299,7 +302,7 @@ static int post(struct forward *f, const char *http_addr, const char *path, cons
     util_copy(r->addr, sizeof r->addr, http_addr);
     util_copy(r->path, sizeof r->path, path);
     buf_init(&r->body);
-    snprintf(r->url, sizeof r->url, "http://%s%s", http_addr, path);
+    snprintf(r->url, sizeof r->url, "%s://%s%s", f->tls->https ? "https" : "http", http_addr, path);
     /* the admin token never leaves the node: a signature of this request,
      * for the process at that address (peer_auth.h) */
     memcpy(auth, "Authorization: ", 15);
@@ -332,6 +335,15 @@ static int post(struct forward *f, const char *http_addr, const char *path, cons
     curl_easy_setopt(r->easy, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(r->easy, CURLOPT_ERRORBUFFER, r->errbuf);
     curl_easy_setopt(r->easy, CURLOPT_PRIVATE, r);
+    if (f->tls->https && f->tls->ca != NULL) {
+        /* nodes are known by address; the cluster's CA says who they are */
+        curl_easy_setopt(r->easy, CURLOPT_CAINFO, f->tls->ca);
+        curl_easy_setopt(r->easy, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+    if (f->tls->https && f->tls->cert != NULL) {
+        curl_easy_setopt(r->easy, CURLOPT_SSLCERT, f->tls->cert);
+        curl_easy_setopt(r->easy, CURLOPT_SSLKEY, f->tls->key);
+    }
     if (curl_multi_add_handle(f->multi, r->easy) != CURLM_OK) {
         curl_easy_cleanup(r->easy);
         curl_slist_free_all(r->headers);

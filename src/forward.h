@@ -28,11 +28,21 @@ struct forward_reply {
 
 typedef void (*forward_cb)(void *data, const struct forward_reply *reply);
 
+/* How the other nodes' HTTP port is reached. */
+struct forward_tls {
+    int https;        /* they serve HTTPS (--tls-cert): so is every request */
+    const char *ca;   /* verify their certificate against this CA file, without a
+                       * host name check (peer TLS); NULL: the system's, with one */
+    const char *cert; /* the client certificate presented, and its key; NULL: none */
+    const char *key;
+};
+
 struct forward {
     uv_loop_t *loop;
     CURLM *multi;
     uv_timer_t timer;
-    struct peer_http *peer; /* borrowed: signs every request */
+    struct peer_http *peer;        /* borrowed: signs every request */
+    const struct forward_tls *tls; /* borrowed */
     struct {
         char addr[FORWARD_ADDR_MAX];
         char nonce[PEER_HTTP_NONCE_HEX + 1];
@@ -46,10 +56,12 @@ struct forward {
 
 /* Set up on @loop; @peer (borrowed) signs each request for the node it
  * goes to (peer_auth.h); a 401 handing out that node's nonce is answered by
- * one more try, signed for it. Returns 0 or -1. */
-int forward_init(struct forward *f, uv_loop_t *loop, struct peer_http *peer);
+ * one more try, signed for it. @tls (borrowed; NULL: plain HTTP) says how to reach the
+ * others. Returns 0 or -1. */
+int forward_init(struct forward *f, uv_loop_t *loop, struct peer_http *peer,
+                 const struct forward_tls *tls);
 
-/* Post @len bytes of @data (copied) to http://@http_addr@path; @cb fires
+/* Post @len bytes of @data (copied) to http(s)://@http_addr@path; @cb fires
  * once, on the loop, within @timeout_ms. Returns 0 or -1 (then no cb). */
 int forward_post(struct forward *f, const char *http_addr, const char *path, const void *data,
                  size_t len, unsigned timeout_ms, forward_cb cb, void *cb_data);

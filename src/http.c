@@ -455,6 +455,11 @@ int http_start(struct http_server *s, uv_loop_t *loop, const char *addr,
     s->finish.data = s;
     s->accept_ctx.ctx = &s->ctx;
     s->accept_ctx.hosts = s->config.hosts;
+    if (deps->ssl_ctx != NULL) {
+        /* SPEC 7.2: HTTP/2 and HTTP/1.1 by ALPN, nothing in cleartext */
+        h2o_ssl_register_alpn_protocols(deps->ssl_ctx, h2o_alpn_protocols);
+        s->accept_ctx.ssl_ctx = deps->ssl_ctx;
+    }
 
     uv_tcp_init(loop, &s->listener);
     s->listener.data = s;

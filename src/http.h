@@ -63,6 +63,7 @@ struct http_deps {
     struct consistency *reads;
     const uint64_t *applied_seq;
     unsigned max_connections; /* past it a new connection is closed at once */
+    SSL_CTX *ssl_ctx;         /* HTTPS with it (HTTP/2 by ALPN); NULL: plain HTTP/1.1 */
 };
 
 struct http_server {

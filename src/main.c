@@ -16,6 +16,8 @@ static void usage(FILE *out)
                  "                [--retain-events N] [--retain-holds-subscriptions true|false]\n"
                  "                [--snapshot-threshold N (default: automatic)] [--config FILE]\n"
                  "                [--max-connections N (default 10000)]\n"
+                 "                [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]\n"
+                 "                [--peer-tls-cert FILE --peer-tls-key FILE --peer-tls-ca FILE]\n"
                  "                [--log-level debug|info|warn|error]\n");
 }
 

@@ -87,8 +87,11 @@ static void join_tick(uv_timer_t *t)
     if (m->stopping) {
         return;
     }
+    /* the scheme is this node's own (forward.h): all serve alike */
     if (strncmp(target, "http://", 7) == 0) {
         target += 7;
+    } else if (strncmp(target, "https://", 8) == 0) {
+        target += 8;
     }
     util_copy(host, sizeof host, target);
     len = strlen(host);

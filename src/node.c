@@ -21,6 +21,7 @@
 #include "route.h"
 #include "store.h"
 #include "submit.h"
+#include "tls.h"
 #include "util.h"
 
 /* The read model commits at most every COMMIT_INTERVAL_MS (or
@@ -43,6 +44,7 @@ struct node {
     struct auth auth;
     struct route route;
     struct forward forward;
+    struct forward_tls forward_tls;
     struct submit submit;
     struct consistency reads;
     struct membership membership;
@@ -50,6 +52,8 @@ struct node {
     struct checkpoint checkpoint;
     struct api api;
     struct http_server http;
+    SSL_CTX *client_tls; /* --tls-*: HTTPS for clients; NULL: plain HTTP/1.1 */
+    SSL_CTX *peer_tls;   /* --peer-tls-*: mutual TLS between nodes */
     uv_signal_t sigint, sigterm;
     uv_check_t iteration;  /* the per-iteration work, after I/O */
     uv_timer_t commit;     /* commits the read model's open transaction when due */
@@ -389,9 +393,44 @@ adopt:
 
 static int fail(struct node *node, const char *message)
 {
-    fprintf(stderr, "varastod: %s\n", message);
+    if (message != NULL) {
+        fprintf(stderr, "varastod: %s\n", message);
+    }
     store_close(&node->store);
     return 1;
+}
+
+/* The TLS contexts the flags ask for (SPEC 7.1, 7.2), and how this node
+ * reaches the others' HTTP port: https when clients get TLS, with the peer
+ * certificate as client certificate and the peer CA to verify theirs when
+ * peer TLS is on (decisions.md). Prints why and returns -1 on a bad file. */
+static int open_tls(struct node *node)
+{
+    const struct config *c = &node->config;
+    char err[CONFIG_PATH_MAX + 128];
+    if (c->peer_tls_cert[0] != '\0') {
+        node->peer_tls = tls_peer_ctx(c->peer_tls_cert, c->peer_tls_key, c->peer_tls_ca, err,
+                                      sizeof err);
+        if (node->peer_tls == NULL) {
+            fprintf(stderr, "varastod: %s\n", err);
+            return -1;
+        }
+        node->forward_tls.ca = c->peer_tls_ca;
+        node->forward_tls.cert = c->peer_tls_cert;
+        node->forward_tls.key = c->peer_tls_key;
+    }
+    if (c->tls_cert[0] != '\0') {
+        node->client_tls = tls_server_ctx(c->tls_cert, c->tls_key,
+                                          c->tls_client_ca[0] != '\0' ? c->tls_client_ca : NULL,
+                                          c->tls_client_ca[0] != '\0' ? c->peer_tls_ca : NULL, err,
+                                          sizeof err);
+        if (node->client_tls == NULL) {
+            fprintf(stderr, "varastod: %s\n", err);
+            return -1;
+        }
+        node->forward_tls.https = 1;
+    }
+    return 0;
 }
 
 int node_run(const struct config *config)
@@ -436,7 +475,10 @@ int node_run(const struct config *config)
     retention_init(&node.retention, config, &node.store);
     checkpoint_init(&node.checkpoint, &node.loop, &node.store, &node.fsm);
     route_init(&node.route, &node.cluster, &node.store);
-    if (forward_init(&node.forward, &node.loop, &node.auth.peer) != 0) {
+    if (open_tls(&node) != 0) {
+        return fail(&node, NULL);
+    }
+    if (forward_init(&node.forward, &node.loop, &node.auth.peer, &node.forward_tls) != 0) {
         return fail(&node, "cannot initialise libcurl");
     }
     submit_init(&node.submit, &node.loop, config, &node.cluster, &node.fsm, &node.route,
@@ -462,11 +504,13 @@ int node_run(const struct config *config)
         .reads = &node.reads,
         .applied_seq = &node.fsm.last_seq,
         .max_connections = config->max_connections,
+        .ssl_ctx = node.client_tls,
     };
     if (http_start(&node.http, &node.loop, config->http, &deps) != 0) {
         return fail(&node, node.http.errmsg);
     }
-    if (cluster_start(&node.cluster, &node.loop, config, &node.fsm, &node.auth.keys) != 0) {
+    if (cluster_start(&node.cluster, &node.loop, config, &node.fsm, &node.auth.keys,
+                      node.peer_tls) != 0) {
         return fail(&node, node.cluster.errmsg);
     }
     membership_start(&node.membership, &node.loop, config, &node.cluster, &node.store, &node.submit,
@@ -491,6 +535,8 @@ int node_run(const struct config *config)
     push_close(&node.push);
     fsm_close(&node.fsm);
     store_close(&node.store);
+    SSL_CTX_free(node.client_tls);
+    SSL_CTX_free(node.peer_tls);
     log_info("stopped");
     return node.exit_code;
 }

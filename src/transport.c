@@ -4,8 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
+#include "tls.h"
 #include "util.h"
 
 #define WARNINGS_PER_SECOND 10
@@ -14,20 +16,24 @@ enum shake_step {
     STEP_START,     /* nothing under way yet */
     STEP_RESOLVE,   /* outgoing: the peer's address */
     STEP_CONNECT,   /* outgoing */
+    STEP_TLS,       /* peer TLS: the TLS handshake */
     STEP_HELLO,     /* incoming: reading its fixed part, then the address */
     STEP_CHALLENGE, /* outgoing: reading the acceptor's answer */
     STEP_PROOF,     /* incoming: reading the connector's proof */
     STEP_LAST_WRITE /* outgoing: the proof is on its way */
 };
 
-/* One connection being authenticated. Its socket is raft_malloc'd: raft
- * frees it with raft_free once it has closed it. */
+/* One connection being authenticated. Its stream is raft_malloc'd: raft
+ * frees it with raft_free once it has closed it. Without TLS the stream is
+ * the TCP socket; with it, the plaintext end of a TLS pump (tls.h), which
+ * owns the socket. */
 struct shake {
     struct queue link;
     struct transport *t;
     int outgoing;
     enum shake_step step;
-    uv_tcp_t *tcp;
+    uv_stream_t *stream;   /* what the handshake, then raft, reads and writes */
+    struct tls_pump *pump; /* TLS: until its handshake ends */
     uv_timer_t timer;
     uv_getaddrinfo_t resolve;
     uv_connect_t connect;
@@ -120,7 +126,11 @@ static void shake_fail(struct shake *s, int status, const char *why)
         uv_cancel((uv_req_t *)&s->resolve);
         return;
     }
-    uv_close((uv_handle_t *)s->tcp, handle_closed);
+    if (s->pump != NULL) {
+        tls_pump_close(s->pump);
+        s->pump = NULL;
+    }
+    uv_close((uv_handle_t *)s->stream, handle_closed);
     uv_close((uv_handle_t *)&s->timer, handle_closed);
 }
 
@@ -128,7 +138,7 @@ static void shake_fail(struct shake *s, int status, const char *why)
 static void shake_done(struct shake *s)
 {
     struct transport *t = s->t;
-    uv_stream_t *stream = (uv_stream_t *)s->tcp;
+    uv_stream_t *stream = s->stream;
     uv_timer_stop(&s->timer);
     stream->data = NULL;
     s->open = 1;
@@ -164,7 +174,7 @@ static void expect(struct shake *s, enum shake_step step, size_t need)
     s->step = step;
     s->have = 0;
     s->need = need;
-    if (uv_read_start((uv_stream_t *)s->tcp, on_alloc, on_read) != 0) {
+    if (uv_read_start(s->stream, on_alloc, on_read) != 0) {
         shake_fail(s, RAFT_NOCONNECTION, NULL);
     }
 }
@@ -186,7 +196,7 @@ static int send_bytes(struct shake *s, const uint8_t *p, size_t len)
 {
     uv_buf_t b = uv_buf_init((char *)p, (unsigned)len);
     s->write.data = s;
-    return uv_write(&s->write, (uv_stream_t *)s->tcp, &b, 1, written);
+    return uv_write(&s->write, s->stream, &b, 1, written);
 }
 
 /* The acceptor has the connector's whole hello. */
@@ -212,7 +222,7 @@ static void step_complete(struct shake *s)
     size_t address_len;
     uint8_t proof[PEER_PROOF_SIZE];
 
-    uv_read_stop((uv_stream_t *)s->tcp);
+    uv_read_stop(s->stream);
     switch (s->step) {
     case STEP_HELLO:
         if (s->need == PEER_HELLO_FIXED) {
@@ -222,7 +232,7 @@ static void step_complete(struct shake *s)
             }
             s->step = STEP_HELLO;
             s->need = PEER_HELLO_FIXED + address_len;
-            if (uv_read_start((uv_stream_t *)s->tcp, on_alloc, on_read) != 0) {
+            if (uv_read_start(s->stream, on_alloc, on_read) != 0) {
                 shake_fail(s, 0, NULL);
             }
             return;
@@ -286,16 +296,30 @@ static struct shake *shake_new(struct transport *t, int outgoing)
     if (s == NULL) {
         return NULL;
     }
-    s->tcp = raft_malloc(sizeof *s->tcp);
-    if (s->tcp == NULL) {
-        free(s);
-        return NULL;
+    if (t->tls != NULL) {
+        s->pump = tls_pump_new(t->loop, t->tls, !outgoing);
+        s->stream = raft_malloc(sizeof(uv_pipe_t));
+        if (s->pump == NULL || s->stream == NULL) {
+            if (s->pump != NULL) {
+                tls_pump_close(s->pump);
+            }
+            raft_free(s->stream);
+            free(s);
+            return NULL;
+        }
+        uv_pipe_init(t->loop, (uv_pipe_t *)s->stream, 0);
+    } else {
+        s->stream = raft_malloc(sizeof(uv_tcp_t));
+        if (s->stream == NULL) {
+            free(s);
+            return NULL;
+        }
+        uv_tcp_init(t->loop, (uv_tcp_t *)s->stream);
     }
     s->t = t;
     s->outgoing = outgoing;
-    uv_tcp_init(t->loop, s->tcp);
     uv_timer_init(t->loop, &s->timer);
-    s->tcp->data = s;
+    s->stream->data = s;
     s->timer.data = s;
     s->open = 2;
     queue_insert_tail(&t->shakes, &s->link);
@@ -306,12 +330,57 @@ static struct shake *shake_new(struct transport *t, int outgoing)
     return s;
 }
 
+/* The TCP socket: the stream's, or the pump's. */
+static uv_tcp_t *tcp_of(struct shake *s)
+{
+    return s->pump != NULL ? tls_pump_tcp(s->pump) : (uv_tcp_t *)s->stream;
+}
+
+static void send_hello(struct shake *s);
+
+/* Peer TLS: the TLS handshake has ended; ours runs inside it. */
+static void tls_ready(void *data, int status, const char *why, uv_os_fd_t fd)
+{
+    struct shake *s = data;
+    s->pump = NULL; /* it ends by itself from here on */
+    if (status != 0) {
+        shake_fail(s, RAFT_NOCONNECTION, why);
+        return;
+    }
+    if (uv_pipe_open((uv_pipe_t *)s->stream, fd) != 0) {
+        close(fd);
+        shake_fail(s, RAFT_NOCONNECTION, NULL);
+        return;
+    }
+    if (s->outgoing) {
+        send_hello(s);
+    } else {
+        expect(s, STEP_HELLO, PEER_HELLO_FIXED);
+    }
+}
+
+/* The TCP connection is up: on to TLS, or to our handshake. */
+static void tcp_up(struct shake *s)
+{
+    uv_tcp_nodelay(tcp_of(s), 1);
+    if (s->pump != NULL) {
+        s->step = STEP_TLS;
+        if (tls_pump_start(s->pump, tls_ready, s) != 0) {
+            s->pump = NULL; /* closed */
+            shake_fail(s, RAFT_NOCONNECTION, NULL);
+        }
+    } else if (s->outgoing) {
+        send_hello(s);
+    } else {
+        expect(s, STEP_HELLO, PEER_HELLO_FIXED);
+    }
+}
+
 /* ---- outgoing ----------------------------------------------------------------- */
 
 static void connected(uv_connect_t *c, int status)
 {
     struct shake *s = c->data;
-    size_t len;
     if (status == UV_ECANCELED) {
         return;
     }
@@ -319,8 +388,12 @@ static void connected(uv_connect_t *c, int status)
         shake_fail(s, RAFT_NOCONNECTION, NULL);
         return;
     }
-    uv_tcp_nodelay(s->tcp, 1);
-    len = peer_hello_encode(&s->hello, s->out);
+    tcp_up(s);
+}
+
+static void send_hello(struct shake *s)
+{
+    size_t len = peer_hello_encode(&s->hello, s->out);
     if (send_bytes(s, s->out, len) != 0) {
         shake_fail(s, RAFT_NOCONNECTION, NULL);
         return;
@@ -332,7 +405,7 @@ static void start_connect(struct shake *s, const struct sockaddr *addr)
 {
     s->step = STEP_CONNECT;
     s->connect.data = s;
-    if (uv_tcp_connect(&s->connect, s->tcp, addr, connected) != 0) {
+    if (uv_tcp_connect(&s->connect, tcp_of(s), addr, connected) != 0) {
         shake_fail(s, RAFT_NOCONNECTION, NULL);
     }
 }
@@ -348,7 +421,11 @@ static void resolved(uv_getaddrinfo_t *r, int status, struct addrinfo *res)
             s->status = RAFT_NOCONNECTION;
         }
         uv_timer_stop(&s->timer);
-        uv_close((uv_handle_t *)s->tcp, handle_closed);
+        if (s->pump != NULL) {
+            tls_pump_close(s->pump);
+            s->pump = NULL;
+        }
+        uv_close((uv_handle_t *)s->stream, handle_closed);
         uv_close((uv_handle_t *)&s->timer, handle_closed);
         return;
     }
@@ -439,12 +516,12 @@ static void on_connection(uv_stream_t *listener, int status)
     if (s == NULL) {
         return;
     }
-    if (uv_accept(listener, (uv_stream_t *)s->tcp) != 0) {
+    if (uv_accept(listener, (uv_stream_t *)tcp_of(s)) != 0) {
         shake_fail(s, 0, NULL);
         return;
     }
     util_copy(s->peer, sizeof s->peer, "?");
-    if (uv_tcp_getpeername(s->tcp, (struct sockaddr *)&sa, &len) == 0) {
+    if (uv_tcp_getpeername(tcp_of(s), (struct sockaddr *)&sa, &len) == 0) {
         char ip[64];
         int port = 0;
         if (sa.ss_family == AF_INET) {
@@ -460,8 +537,7 @@ static void on_connection(uv_stream_t *listener, int status)
         shake_fail(s, 0, "too many handshakes under way");
         return;
     }
-    uv_tcp_nodelay(s->tcp, 1);
-    expect(s, STEP_HELLO, PEER_HELLO_FIXED);
+    tcp_up(s);
 }
 
 /* ---- raft_uv_transport -------------------------------------------------------- */
@@ -529,12 +605,13 @@ static void t_close(struct raft_uv_transport *outer, raft_uv_transport_close_cb 
     uv_close((uv_handle_t *)&t->listener, listener_closed);
 }
 
-int transport_init(struct transport *t, uv_loop_t *loop, const struct peer_keys *keys,
+int transport_init(struct transport *t, uv_loop_t *loop, const struct peer_keys *keys, SSL_CTX *tls,
                    transport_member_cb is_member, void *member_data)
 {
     memset(t, 0, sizeof *t);
     t->loop = loop;
     t->keys = keys;
+    t->tls = tls;
     t->is_member = is_member;
     t->member_data = member_data;
     t->handshake_ms = TRANSPORT_HANDSHAKE_MS;

@@ -13,6 +13,7 @@
 #define VARASTO_TRANSPORT_H
 
 #include <raft.h>
+#include <openssl/ssl.h>
 #include <raft/uv.h>
 #include <stdint.h>
 #include <uv.h>
@@ -31,6 +32,7 @@ struct transport {
     struct raft_uv_transport outer; /* what raft_uv uses */
     uv_loop_t *loop;
     const struct peer_keys *keys; /* borrowed */
+    SSL_CTX *tls;                 /* borrowed; NULL: no TLS */
     transport_member_cb is_member;
     void *member_data;
     raft_id id;
@@ -47,10 +49,11 @@ struct transport {
     unsigned warned, unlogged;
 };
 
-/* Set up @t on @loop with @keys (borrowed, must outlive it); @is_member is
- * asked about every node that completes a handshake. Returns 0 or a RAFT_*
- * error. */
-int transport_init(struct transport *t, uv_loop_t *loop, const struct peer_keys *keys,
+/* Set up @t on @loop with @keys and @tls (borrowed, must outlive it; @tls
+ * NULL for plain TCP, else every connection runs inside mutual TLS, tls.h);
+ * @is_member is asked about every node that completes a handshake. Returns
+ * 0 or a RAFT_* error. */
+int transport_init(struct transport *t, uv_loop_t *loop, const struct peer_keys *keys, SSL_CTX *tls,
                    transport_member_cb is_member, void *member_data);
 
 /* Release it once raft_uv is closed (nothing to release: the handles are

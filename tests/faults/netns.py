@@ -152,11 +152,12 @@ class SmallDisk:
         self.proc.wait(5)
 
 
-def start_cluster(s, net, size=3, extra=None, http_port=8080, raft_port=9090, disks=None):
+def start_cluster(s, net, size=3, extra=None, http_port=8080, raft_port=9090, disks=None,
+                  node_extra=None):
     """@size nodes of Suite @s, node i on host i of @net, formed with one
     --cluster list; returns them once each answers. @disks: {i: MiB} puts
     node i's data dir on a SmallDisk of that size (node.disk; closed by the
-    caller)."""
+    caller). @node_extra(i): more flags for node i alone."""
     from harness import Node
     workdir = s.workdir()
     token = s.token_file(workdir)
@@ -173,7 +174,8 @@ def start_cluster(s, net, size=3, extra=None, http_port=8080, raft_port=9090, di
         nodes.append(n)
     members = ",".join("%d=%s:%d" % (n.id, n.host, n.raft_port) for n in nodes)
     for n in nodes:
-        n.extra = ["--cluster", members] + (extra or [])
+        n.extra = ["--cluster", members] + (extra or []) + \
+            (node_extra(n.id - 1) if node_extra else [])
         s.nodes.append(n)
         n.start(wait=False)
     for n in nodes:

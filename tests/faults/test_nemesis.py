@@ -9,7 +9,7 @@ the faults heal, the checkers (checks.py, linearizable.py) read it against
 every node's log and read model.
 
     test_nemesis.py --varastod build/varastod [--seconds 40] [--seed N]
-                    [--history FILE]
+                    [--history FILE] [--peer-tls]
 
 Needs root; exits 77 (skipped) when it cannot make namespaces. The seed is
 printed first: the same seed replays the same nemesis schedule."""
@@ -36,7 +36,7 @@ import netns  # noqa: E402
 from harness import TOKEN, Suite, check, expect, leader_of, wait_until  # noqa: E402
 
 NET = None
-OPTS = {"seconds": 40.0, "seed": None, "history": None}
+OPTS = {"seconds": 40.0, "seed": None, "history": None, "peer_tls": False}
 N_REGISTERS = 3
 COMMAND_CLIENTS = 3
 REGISTER_CLIENTS = 4
@@ -403,8 +403,17 @@ def test_nemesis(s):
     print("seed %d (replay: --seed %d), %.0fs of faults" % (seed, seed, OPTS["seconds"]),
           flush=True)
     rng = random.Random(seed)
+    node_extra = None
+    if OPTS["peer_tls"]:
+        # raft and forwarding between the nodes inside mutual TLS (SPEC 7.1)
+        from pki import CA
+        ca = CA(s.workdir(), "cluster")
+        certs = [ca.issue("node%d" % (i + 1)) for i in range(3)]
+        node_extra = lambda i: ["--peer-tls-cert", certs[i][0], "--peer-tls-key", certs[i][1],
+                                "--peer-tls-ca", ca.cert]
+        print("peer TLS on", flush=True)
     nodes = netns.start_cluster(s, NET, extra=["--snapshot-threshold", "64"],
-                                disks={2: DISK_MB})
+                                disks={2: DISK_MB}, node_extra=node_extra)
     for n in nodes:
         if n.disk is not None:
             atexit.register(n.disk.close)  # after the Suite has stopped the nodes
@@ -562,6 +571,10 @@ def take_options():
     i = 0
     while i < len(argv):
         a = argv[i]
+        if a == "--peer-tls":
+            OPTS["peer_tls"] = True
+            i += 1
+            continue
         if a in ("--seconds", "--seed", "--history") and i + 1 < len(argv):
             v = argv[i + 1]
             OPTS[a[2:]] = float(v) if a == "--seconds" else int(v) if a == "--seed" else v

@@ -96,6 +96,7 @@ class Node:
         self.conn = None
         self.host = "127.0.0.1"  # where it listens (a fault test's namespace has its own)
         self.wrap = []           # a command prefix, e.g. ["ip", "netns", "exec", NS]
+        self.ssl = None          # an ssl.SSLContext: the node serves HTTPS
 
     @property
     def http_addr(self):
@@ -160,7 +161,10 @@ class Node:
             data = json.dumps(body).encode()
             h["Content-Type"] = "application/json"
         for attempt in range(2):
-            if self.conn is None:
+            if self.conn is None and self.ssl is not None:
+                self.conn = http.client.HTTPSConnection(self.host, self.http_port,
+                                                        timeout=timeout, context=self.ssl)
+            elif self.conn is None:
                 self.conn = http.client.HTTPConnection(self.host, self.http_port,
                                                        timeout=timeout)
             try:
@@ -304,8 +308,11 @@ class Suite:
                           flush=True)
                     for n in self.nodes:
                         print("---- log of node %d ----\n%s" % (n.id, n.read_log()), flush=True)
-                for d in self.dirs:
-                    shutil.rmtree(d, ignore_errors=True)
+                if failed and os.environ.get("VARASTO_KEEP_DIRS"):
+                    print("kept: %s" % " ".join(self.dirs), flush=True)
+                else:
+                    for d in self.dirs:
+                        shutil.rmtree(d, ignore_errors=True)
         if self.failures:
             print("%d test(s) failed" % self.failures)
             sys.exit(1)

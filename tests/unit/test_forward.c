@@ -336,7 +336,7 @@ static void test_reply_reaches_callback_once(void)
     uv_loop_init(&loop);
     server_start(&srv, &loop, 1);
     snprintf(addr, sizeof addr, "127.0.0.1:%d", srv.port);
-    CHECK_INT(forward_init(&f, &loop, &sender), 0);
+    CHECK_INT(forward_init(&f, &loop, &sender, NULL), 0);
     memset(&r, 0, sizeof r);
     r.loop = &loop;
     CHECK_INT(forward_post(&f, addr, "/internal/apply", "entry bytes", 11, 2000, on_reply, &r), 0);
@@ -413,7 +413,7 @@ static void test_connection_refused(void)
     snprintf(addr, sizeof addr, "127.0.0.1:%d", srv.port);
     server_stop(&srv);
     uv_run(&loop, UV_RUN_NOWAIT);
-    CHECK_INT(forward_init(&f, &loop, &sender), 0);
+    CHECK_INT(forward_init(&f, &loop, &sender, NULL), 0);
     memset(&r, 0, sizeof r);
     r.loop = &loop;
     CHECK_INT(forward_post(&f, addr, "/internal/apply", "x", 1, 2000, on_reply, &r), 0);
@@ -438,7 +438,7 @@ static void test_silent_server_times_out(void)
     uv_loop_init(&loop);
     server_start(&srv, &loop, 0);
     snprintf(addr, sizeof addr, "127.0.0.1:%d", srv.port);
-    CHECK_INT(forward_init(&f, &loop, &sender), 0);
+    CHECK_INT(forward_init(&f, &loop, &sender, NULL), 0);
     memset(&r, 0, sizeof r);
     r.loop = &loop;
     uv_update_time(&loop);
@@ -472,7 +472,7 @@ static void test_close_aborts_transfers_in_flight(void)
     uv_loop_init(&loop);
     server_start(&srv, &loop, 0);
     snprintf(addr, sizeof addr, "127.0.0.1:%d", srv.port);
-    CHECK_INT(forward_init(&f, &loop, &sender), 0);
+    CHECK_INT(forward_init(&f, &loop, &sender, NULL), 0);
     memset(&r, 0, sizeof r);
     r.loop = &loop;
     CHECK_INT(forward_post(&f, addr, "/internal/apply", "x", 1, 10000, on_reply, &r), 0);
@@ -503,7 +503,7 @@ static void test_closed_refuses_posts(void)
     uv_loop_init(&loop);
     server_start(&srv, &loop, 1);
     snprintf(addr, sizeof addr, "127.0.0.1:%d", srv.port);
-    CHECK_INT(forward_init(&f, &loop, &sender), 0);
+    CHECK_INT(forward_init(&f, &loop, &sender, NULL), 0);
     forward_close(&f);
     memset(&r, 0, sizeof r);
     r.loop = &loop;

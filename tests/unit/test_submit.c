@@ -70,7 +70,7 @@ static void setup(unsigned timeout_ms)
     route_init(&route, &cluster, NULL);
     CHECK_INT(peer_keys_derive(&keys, "token-token-token"), 0);
     peer_http_init(&peer, &keys, 1);
-    CHECK_INT(forward_init(&forward, &loop, &peer), 0);
+    CHECK_INT(forward_init(&forward, &loop, &peer, NULL), 0);
     submit_init(&submit, &loop, &config, &cluster, &fsm, &route, &forward);
     submit_set_exec(&submit, exec, NULL);
     memset(&exec_seen, 0, sizeof exec_seen);

@@ -183,8 +183,8 @@ static void setup(const struct peer_keys *ckeys)
     uv_loop_init(&loop);
     uv_timer_init(&loop, &guard);
     uv_timer_init(&loop, &poll_timer);
-    CHECK_INT(transport_init(&server, &loop, &keys, member, NULL), 0);
-    CHECK_INT(transport_init(&client, &loop, ckeys, NULL, NULL), 0);
+    CHECK_INT(transport_init(&server, &loop, &keys, NULL, member, NULL), 0);
+    CHECK_INT(transport_init(&client, &loop, ckeys, NULL, NULL, NULL), 0);
     server.handshake_ms = 300;
     CHECK_INT(server.outer.init(&server.outer, 1, address), 0);
     CHECK_INT(client.outer.init(&client.outer, 2, "127.0.0.1:7002"), 0);
