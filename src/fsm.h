@@ -73,6 +73,7 @@ struct fsm {
     int defer;
     struct buf pending;
     size_t pending_off;
+    uint64_t applying; /* the entry being applied (its commands one by one), or 0 */
     /* A write to the read model failed (a full disk, an I/O error): the
      * open transaction was rolled back and the entries it held are applied
      * again every retry_ms until a commit succeeds. Meanwhile the node
@@ -141,7 +142,9 @@ void fsm_defer_apply(struct fsm *f);
 unsigned fsm_snapshot_threshold_for(size_t snapshot_bytes);
 
 /* Raft's applied index as far as the read model has caught up with it:
- * entries still queued by a deferred apply do not count. */
+ * entries still queued by a deferred apply do not count, nor the entry
+ * being applied until its last command is (observers called between its
+ * commands must not serve a read for its index). */
 uint64_t fsm_applied_raft_index(const struct fsm *f);
 
 /* Apply one framed entry at @index (for tests and for the raft callback).

@@ -58,7 +58,6 @@ struct node {
     uv_check_t iteration;  /* the per-iteration work, after I/O */
     uv_timer_t commit;     /* commits the read model's open transaction when due */
     uv_idle_t wake_idle;   /* wakes stream subscribers in slices */
-    uint64_t seen_applied; /* raft's applied index at the last iteration */
     uv_timer_t stop_guard; /* reports a stop that does not end */
     int raft_closed;
     int checkpoint_stopped;
@@ -132,7 +131,6 @@ static void commit_when_due(struct node *node)
 static void on_iteration(uv_check_t *h)
 {
     struct node *node = h->data;
-    uint64_t applied;
     store_read_end(&node->store);
     fsm_apply_pending(&node->fsm);
     commit_when_due(node);
@@ -142,17 +140,15 @@ static void on_iteration(uv_check_t *h)
          * takes the cluster's writes meanwhile */
         cluster_hand_over(&node->cluster, "this node cannot write its read model");
     }
-    applied = raft_last_applied(&node->cluster.raft);
     submit_flush(&node->submit);
     cluster_barrier_flush(&node->cluster);
     consistency_flush(&node->reads);
     retention_pass(&node->retention, node->fsm.last_seq);
-    if (applied != node->seen_applied) {
-        /* barriers and configuration entries advance raft's applied index
-         * without an FSM apply: wake reads waiting on a read index */
-        node->seen_applied = applied;
-        consistency_applied(&node->reads);
-    }
+    /* barriers and configuration entries advance raft's applied index
+     * without an FSM apply, and an entry counts for reads only once all its
+     * commands are applied (fsm_applied_raft_index): wake reads waiting on
+     * a read index */
+    consistency_applied(&node->reads);
     if (!node->stopping) {
         checkpoint_maybe_start(&node->checkpoint);
     }

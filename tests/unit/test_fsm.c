@@ -386,6 +386,64 @@ static void test_entry_with_several_commands(void)
     harness_close(&h);
 }
 
+/* What fsm_applied_raft_index said at each on_commit. */
+static uint64_t read_index_seen[8];
+
+static void record_read_index(void *data, const struct domain_event *events, unsigned n,
+                              uint64_t last_seq)
+{
+    (void)events;
+    (void)n;
+    (void)last_seq;
+    if (observed < 8) {
+        read_index_seen[observed] = fsm_applied_raft_index(data);
+    }
+    observed++;
+}
+
+/* A deferred entry of two commands counts as applied for reads only once
+ * both are: an observer called after the first (the node answers waiting
+ * reads from there) must not see its index as applied, or a linearizable
+ * read is served half-way through a batch. */
+static void test_a_batch_counts_for_reads_only_whole(void)
+{
+    struct harness h;
+    struct raft r;
+    struct raft_buffer f[2], packed;
+
+    harness_open(&h);
+    memset(&r, 0, sizeof r);
+    h.fsm.raft = &r;
+    fsm_defer_apply(&h.fsm);
+    h.fsm.observer.on_commit = record_read_index;
+    h.fsm.observer.data = &h.fsm;
+    harness_entry("directory.Rename", "{\"Id\":\"root\",\"Name\":\"first\"}", NULL, NULL, h.time_ms,
+                  &f[0]);
+    harness_entry("directory.Rename", "{\"Id\":\"root\",\"Name\":\"second\"}", NULL, NULL,
+                  h.time_ms, &f[1]);
+    packed.len = f[0].len + f[1].len;
+    packed.base = raft_malloc(packed.len);
+    memcpy(packed.base, f[0].base, f[0].len);
+    memcpy((uint8_t *)packed.base + f[0].len, f[1].base, f[1].len);
+    /* raft hands the entry over and counts it applied */
+    CHECK_INT(fsm_queue_entry(&h.fsm, &packed, 1), 0);
+    r.last_applied = 1;
+    CHECK_INT(fsm_applied_raft_index(&h.fsm), 0);
+    observed = 0;
+    fsm_apply_pending(&h.fsm);
+    CHECK_INT(observed, 2);
+    CHECK_INT(read_index_seen[0], 0); /* "second" is not applied yet */
+    CHECK_INT(read_index_seen[1], 0); /* still inside the entry */
+    CHECK_INT(fsm_applied_raft_index(&h.fsm), 1);
+    CHECK_INT(harness_scalar(&h, "SELECT COUNT(*) FROM directories WHERE name = 'second'"), 1);
+    CHECK_INT(fsm_flush(&h.fsm), 0);
+    raft_free(f[0].base);
+    raft_free(f[1].base);
+    raft_free(packed.base);
+    h.fsm.raft = NULL;
+    harness_close(&h);
+}
+
 static void test_automatic_snapshot_threshold(void)
 {
     CHECK_INT(fsm_snapshot_threshold_for(0), FSM_SNAPSHOT_THRESHOLD_MIN);
@@ -400,6 +458,7 @@ int main(void)
 {
     RUN(test_automatic_snapshot_threshold);
     RUN(test_entry_with_several_commands);
+    RUN(test_a_batch_counts_for_reads_only_whole);
     RUN(test_write_failure_rolls_back_and_recovers);
     RUN(test_index_recorded_and_not_reapplied);
     RUN(test_malformed_entry_is_rejected_not_fatal);
